@@ -1,0 +1,88 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Every target builds in the Swift 6 language mode with the same strictness.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Linli",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "LinliCore", targets: ["LinliCore"]),
+        .library(name: "LinliCrypto", targets: ["LinliCrypto"]),
+        .library(name: "LinliProtocol", targets: ["LinliProtocol"]),
+        .library(name: "LinliStore", targets: ["LinliStore"]),
+        .executable(name: "linli-bench", targets: ["linli-bench"]),
+        .executable(name: "linli-sim", targets: ["linli-sim"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // The pure core: values, clocks, merge rules, limits. No SQLite, network or libsodium.
+        .target(name: "LinliCore", swiftSettings: strict),
+        // libsodium wrappers: Ed25519, BLAKE2b, sealed key files.
+        .target(name: "LinliCrypto", dependencies: ["LinliCore", "CSodium"], swiftSettings: strict),
+        // The wire form of change sets, signing and verification.
+        .target(
+            name: "LinliProtocol",
+            dependencies: [
+                "LinliCore", "LinliCrypto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
+        // The replica store: log, field state and views on SQLite.
+        .target(
+            name: "LinliStore",
+            dependencies: [
+                "LinliCore", "LinliCrypto", "LinliProtocol", "CSQLite",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict),
+
+        // Fixtures shared by the tests, the simulator and the benchmark.
+        .target(
+            name: "LinliTesting",
+            dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore"],
+            swiftSettings: strict),
+
+        .executableTarget(
+            name: "linli-bench",
+            dependencies: [
+                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting", "CSQLite",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tools/linli-bench",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "linli-sim",
+            dependencies: [
+                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tools/linli-sim",
+            swiftSettings: strict),
+
+        .testTarget(name: "LinliCoreTests", dependencies: ["LinliCore"], swiftSettings: strict),
+        .testTarget(name: "LinliCryptoTests", dependencies: ["LinliCrypto", "LinliCore"], swiftSettings: strict),
+        .testTarget(
+            name: "LinliProtocolTests",
+            dependencies: ["LinliProtocol", "LinliCore", "LinliCrypto", "LinliStore", "LinliTesting"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "LinliStoreTests",
+            dependencies: ["LinliStore", "LinliProtocol", "LinliCore", "LinliCrypto", "LinliTesting",
+                           .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
+    ]
+)

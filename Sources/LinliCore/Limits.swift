@@ -1,0 +1,62 @@
+/// Every limit Linli enforces, in one place, each named with its unit last.
+///
+/// A limit exists so that one bad device, request or file cannot exhaust a
+/// replica or the server. An exceeded limit is never silent: it becomes a
+/// ``LinliError`` that names the limit and its value, and whatever was
+/// refused is kept for review.
+public enum Limits {
+    // MARK: Change sets
+
+    /// Largest signed change set envelope, body and signature together.
+    public static let changeSetBytesMax = 1 << 20 // 1 MiB
+    /// Most field writes in one change set.
+    public static let writesPerChangeSetMax = 5_000
+    /// Most rows touched by one change set.
+    public static let rowsPerChangeSetMax = 1_000
+    /// Most dots one field write may replace (concurrent survivors it saw).
+    public static let replacedDotsPerWriteMax = 64
+    /// Largest single value (text or bytes), in bytes.
+    public static let valueBytesMax = 64 << 10 // 64 KiB
+    /// Longest table or field name, in bytes.
+    public static let nameBytesMax = 64
+    /// Longest user name carried in a change set header, in bytes.
+    public static let userBytesMax = 128
+    /// Longest scope string, in bytes.
+    public static let scopeBytesMax = 128
+
+    // MARK: Clocks
+
+    /// How far ahead of the receiver's own clock a change set's time may be
+    /// before it is refused, in milliseconds. Field devices have drifting
+    /// clocks; ten minutes tolerates a badly set phone without letting one
+    /// device's wrong clock win every later conflict.
+    public static let clockDriftMillisecondsMax: UInt64 = 10 * 60 * 1000
+    /// Largest logical counter of the hybrid logical clock within one
+    /// millisecond; the counter has 16 bits.
+    public static let clockCounterMax: UInt64 = 0xFFFF
+
+    // MARK: Schema
+
+    /// Most tables in one schema pack.
+    public static let tablesPerSchemaMax = 256
+    /// Most fields in one table.
+    public static let fieldsPerTableMax = 128
+
+    // MARK: Applying
+
+    /// Most change sets applied in one store transaction (a pull page).
+    public static let changeSetsPerBatchMax = 2_000
+    /// Most change sets of one device held while waiting for a missing
+    /// predecessor (a gap in its chain).
+    public static let heldChangeSetsPerDeviceMax = 10_000
+
+    // MARK: Relations between limits, checked by the tests.
+
+    /// The relations the limits above must keep; tests assert each one.
+    public static var relationsHold: Bool {
+        valueBytesMax < changeSetBytesMax
+            && rowsPerChangeSetMax <= writesPerChangeSetMax
+            && nameBytesMax < valueBytesMax
+            && changeSetsPerBatchMax > 0
+    }
+}

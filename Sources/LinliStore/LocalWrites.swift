@@ -1,0 +1,234 @@
+import Foundation
+import GRDB
+import LinliCore
+import LinliCrypto
+import LinliProtocol
+
+/// The device and person making local changes.
+public struct DeviceIdentity: Sendable {
+    public let device: DeviceID
+    public let key: SigningKey
+    public let user: String
+
+    public init(device: DeviceID, key: SigningKey, user: String) {
+        self.device = device
+        self.key = key
+        self.user = user
+    }
+}
+
+/// A local transaction: creates, updates and deletes rows of declared
+/// tables. Nothing is written until the transaction commits; then each
+/// scope's writes become one signed change set, merged into the replica in
+/// the same database transaction.
+///
+/// Every write replaces the survivors this replica holds for the field at
+/// commit time, so writing a field that is in conflict resolves the
+/// conflict.
+public final class LocalTransaction {
+    let schema: Schema
+    let db: Database
+    fileprivate var rows: [PendingRow] = []
+    fileprivate var rowIndex: [PendingKey: Int] = [:]
+    let kioskScope: Scope
+
+    fileprivate struct PendingKey: Hashable {
+        let table: String
+        let row: RowID
+    }
+
+    fileprivate struct PendingRow {
+        let table: String
+        let row: RowID
+        let scope: Scope
+        var values: [String: Value]
+        var deleting: Bool
+    }
+
+    init(schema: Schema, db: Database, device: DeviceID) {
+        self.schema = schema
+        self.db = db
+        self.kioskScope = .kiosk(device)
+    }
+
+    /// Creates a row and returns its new id. Required fields must be given;
+    /// the scope comes from the table's scope rule.
+    @discardableResult
+    public func create(_ tableName: String, _ values: [String: Value]) throws -> RowID {
+        let table = try declaredTable(tableName)
+        try check(table, values)
+        for field in table.fields where field.required && (values[field.name] ?? .null).isNull {
+            throw LinliError(.invalidInput, "\(field.label.isEmpty ? field.name : "\(field.label) (\(field.name))") is required for a new \(table.name)")
+        }
+        let scope: Scope
+        switch table.scope {
+        case .gridField(let gridField):
+            guard let grid = values[gridField]?.text, Scope.isValidGridName(grid) else {
+                throw LinliError(.invalidInput, "a new \(table.name) needs its grid in field \(gridField)")
+            }
+            scope = .grid(grid)
+        case .public: scope = .public
+        case .kiosk: scope = kioskScope
+        case .system: scope = .system
+        }
+        let row = RowID.random()
+        add(table.name, row, scope: scope, values: values.filter { !$0.value.isNull }.merging([MergeRules.deletedField: .boolean(false)]) { $1 }, deleting: false)
+        return row
+    }
+
+    /// Changes fields of an existing row.
+    public func update(_ tableName: String, _ row: RowID, _ values: [String: Value]) throws {
+        let table = try declaredTable(tableName)
+        try check(table, values)
+        if case .gridField(let gridField) = table.scope, values[gridField] != nil {
+            let current = try currentScope(table.name, row)
+            if case .grid(let grid) = current, values[gridField]?.text != grid {
+                throw LinliError(.invalidInput, "the grid of a \(table.name) cannot change; record it anew in the other grid and delete this one")
+            }
+        }
+        let scope = try currentScope(table.name, row)
+        if try isDeleted(table.name, row), values[MergeRules.deletedField]?.boolean != false {
+            throw LinliError(.invalidInput, "\(table.name) \(row.hex) is deleted; restore it before changing it")
+        }
+        add(table.name, row, scope: scope, values: values, deleting: false)
+    }
+
+    /// Restores a deleted row; its fields stay empty until written again.
+    public func restore(_ tableName: String, _ row: RowID, _ values: [String: Value] = [:]) throws {
+        try update(tableName, row, values.merging([MergeRules.deletedField: .boolean(false)]) { $1 })
+    }
+
+    /// Deletes a row: marks it deleted and clears every field. An edit made
+    /// concurrently elsewhere survives beside the cleared value, so it shows
+    /// up as a conflict rather than vanishing.
+    public func delete(_ tableName: String, _ row: RowID) throws {
+        let table = try declaredTable(tableName)
+        let scope = try currentScope(table.name, row)
+        var values: [String: Value] = [MergeRules.deletedField: .boolean(true)]
+        // The grid field stays: it names the scope, which never changes.
+        for field in table.fields where field.name != table.gridField { values[field.name] = .null }
+        add(table.name, row, scope: scope, values: values, deleting: true)
+    }
+
+    private func add(_ table: String, _ row: RowID, scope: Scope, values: [String: Value], deleting: Bool) {
+        let key = PendingKey(table: table, row: row)
+        if let index = rowIndex[key] {
+            rows[index].values.merge(values) { $1 }
+            rows[index].deleting = rows[index].deleting || deleting
+        } else {
+            rowIndex[key] = rows.count
+            rows.append(PendingRow(table: table, row: row, scope: scope, values: values, deleting: deleting))
+        }
+    }
+
+    private func declaredTable(_ name: String) throws(LinliError) -> TableSchema {
+        guard let table = schema.table(name) else {
+            throw LinliError(.invalidInput, "there is no table \(name); the tables are \(schema.tables.map(\.name).joined(separator: ", "))")
+        }
+        return table
+    }
+
+    private func check(_ table: TableSchema, _ values: [String: Value]) throws(LinliError) {
+        for (name, value) in values {
+            if name == MergeRules.deletedField, value.boolean != nil { continue }
+            guard let field = table.field(name) else {
+                throw LinliError(.invalidInput, "\(table.name) has no field \(name); its fields are \(table.fields.map(\.name).joined(separator: ", "))")
+            }
+            do { try field.check(value, table: table.name) } catch {
+                throw LinliError(.invalidInput, error.message)
+            }
+        }
+    }
+
+    private func currentScope(_ table: String, _ row: RowID) throws -> Scope {
+        if let pending = rowIndex[PendingKey(table: table, row: row)] { return rows[pending].scope }
+        guard let text = try String.fetchOne(
+            db, sql: """
+                SELECT n.name FROM linli_row r JOIN linli_name n ON n.n = r.scope_n
+                JOIN linli_name t ON t.n = r.table_n WHERE t.name = ? AND r.row = ?
+                """, arguments: [table, row.data]), let scope = Scope(text)
+        else {
+            throw LinliError(.notFound, "there is no \(table) with id \(row.hex) on this replica")
+        }
+        return scope
+    }
+
+    private func isDeleted(_ table: String, _ row: RowID) throws -> Bool {
+        guard schema.table(table) != nil else { return false }
+        return try Bool.fetchOne(db, sql: "SELECT _deleted FROM \(StoreSchema.quoted(table)) WHERE id = ?", arguments: [row.data]) ?? false
+    }
+
+    /// The change sets this transaction makes, one per scope, in the order
+    /// their scopes were first touched.
+    func makeChangeSets(identity: DeviceIdentity, session: MergeSession, now: UInt64) throws -> [SignedChangeSet] {
+        var order: [Scope] = []
+        var byScope: [Scope: [PendingRow]] = [:]
+        for row in rows {
+            if byScope[row.scope] == nil { order.append(row.scope) }
+            byScope[row.scope, default: []].append(row)
+        }
+        var clock = HybridLogicalClock(last: HLCTimestamp(rawValue: session.hlcMax))
+        var result: [SignedChangeSet] = []
+        let deviceN = try session.deviceNumber(identity.device)
+        for scope in order {
+            let head = try session.head(deviceN)
+            var rowChanges: [RowChange] = []
+            for pending in byScope[scope] ?? [] {
+                let tableN = try session.nameNumber(pending.table)
+                let survivors = try session.loadSurvivors(tableN: tableN, row: pending.row)
+                var writes: [FieldWrite] = []
+                // Fields in name order, `_deleted` first: a stable layout.
+                for (field, value) in pending.values.sorted(by: { (($0.key == MergeRules.deletedField) ? "" : $0.key) < (($1.key == MergeRules.deletedField) ? "" : $1.key) }) {
+                    let current = survivors[try session.nameNumber(field)] ?? []
+                    if pending.deleting, value.isNull, current.isEmpty { continue }
+                    let replaces = try current.map { Dot(device: try session.deviceID($0.deviceN), seq: $0.seq, index: $0.index) }
+                    writes.append(FieldWrite(field: field, value: value, replaces: replaces.sorted()))
+                }
+                if pending.deleting {
+                    // Clear undeclared fields too (kept from newer schema versions).
+                    var declared = Set(pending.values.keys)
+                    if let gridField = schema.table(pending.table)?.gridField { declared.insert(gridField) }
+                    for (fieldN, current) in survivors where !current.isEmpty {
+                        let field = try session.name(fieldN)
+                        if declared.contains(field) { continue }
+                        let replaces = try current.map { Dot(device: try session.deviceID($0.deviceN), seq: $0.seq, index: $0.index) }
+                        writes.append(FieldWrite(field: field, value: .null, replaces: replaces.sorted()))
+                    }
+                }
+                if !writes.isEmpty { rowChanges.append(RowChange(table: pending.table, row: pending.row, writes: writes)) }
+            }
+            if rowChanges.isEmpty { continue }
+            let header = ChangeSetHeader(
+                device: identity.device, keyID: identity.key.publicKey.keyID, seq: head.seq + 1, prev: head.hash,
+                hlc: clock.tick(now: now), user: identity.user, schemaVersion: schema.version, scope: scope)
+            let signed = try SignedChangeSet.sign(ChangeSet(header: header, rows: rowChanges), with: identity.key)
+            try session.merge(signed, receivedAt: now)
+            result.append(signed)
+        }
+        return result
+    }
+}
+
+extension ReplicaStore {
+    /// Runs a local transaction as `identity` and commits it: each scope's
+    /// writes become one signed change set, merged here atomically. Returns
+    /// the change sets made, for the outbox. If `body` throws, nothing is
+    /// written.
+    @discardableResult
+    public func write(as identity: DeviceIdentity, _ body: (LocalTransaction) throws -> Void) throws -> [SignedChangeSet] {
+        let now = clock()
+        return try run {
+            try writer.write { db in
+                let transaction = LocalTransaction(schema: schema, db: db, device: identity.device)
+                try body(transaction)
+                let session = try MergeSession(db, schema: schema, now: now)
+                if session.isForked(identity.device) {
+                    throw LinliError(.deviceQuarantined, "this device is quarantined because its history forked; it cannot record changes until an administrator decides")
+                }
+                let changeSets = try transaction.makeChangeSets(identity: identity, session: session, now: now)
+                try session.finish()
+                return changeSets
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+import Dispatch
+import Foundation
+import GRDB
+import LinliCore
+import LinliCrypto
+import LinliProtocol
+
+extension ReplicaStore {
+    /// Offers change sets to the replica, in order, and says what became of
+    /// each.
+    ///
+    /// Decoding and signature checks run in parallel first; then one write
+    /// transaction per batch of ``Limits/changeSetsPerBatchMax`` checks each
+    /// change set's chain position, schema and scope and merges it inside a
+    /// savepoint. A refusal never aborts the batch: the refused bytes go to
+    /// `linli_quarantine` with the reason, and the others are merged. Only
+    /// a storage failure throws, and then nothing of the batch is kept.
+    ///
+    /// Offering the same bytes again is a no-op (`duplicate`).
+    public func apply(_ envelopes: [Data], policy: ApplyPolicy = .replica) throws -> [ApplyOutcome] {
+        var outcomes: [ApplyOutcome] = []
+        outcomes.reserveCapacity(envelopes.count)
+        var start = 0
+        while start < envelopes.count {
+            let end = min(start + Limits.changeSetsPerBatchMax, envelopes.count)
+            outcomes += try applyBatch(Array(envelopes[start..<end]), policy: policy)
+            start = end
+        }
+        return outcomes
+    }
+
+    /// Offers already decoded change sets (their envelopes are what count).
+    public func apply(_ changeSets: [SignedChangeSet], policy: ApplyPolicy = .replica) throws -> [ApplyOutcome] {
+        try apply(changeSets.map(\.envelope), policy: policy)
+    }
+
+    enum Verification: Sendable {
+        case valid
+        case unknownKey
+        case invalid(LinliError)
+    }
+
+    private func applyBatch(_ envelopes: [Data], policy: ApplyPolicy) throws -> [ApplyOutcome] {
+        // 1. Decode, in parallel.
+        let decoded = ParallelMap.run(envelopes) { envelope -> Result<SignedChangeSet, LinliError> in
+            do throws(LinliError) { return .success(try SignedChangeSet(envelope: envelope)) } catch { return .failure(error) }
+        }
+        // 2. Keys of the devices named, then signatures, in parallel.
+        let devices = decoded.compactMap { try? $0.get().header.device }
+        let keys = try run { try writer.read { db in try Self.loadKeys(db, devices: devices) } }
+        let verifications = ParallelMap.run(decoded) { (item: Result<SignedChangeSet, LinliError>) -> Verification in
+            guard case .success(let signed) = item else { return .unknownKey }
+            return Self.verify(signed, keys: keys[signed.header.device] ?? [])
+        }
+        // 3. Chain, schema, scope and merge, in one transaction.
+        let now = clock()
+        return try run {
+            try writer.write { db in
+                let session = try MergeSession(db, schema: schema, now: now)
+                var outcomes: [ApplyOutcome] = []
+                outcomes.reserveCapacity(envelopes.count)
+                for (offset, item) in decoded.enumerated() {
+                    switch item {
+                    case .failure(let error):
+                        let hash = Blake2b256.hash(envelopes[offset])
+                        try quarantine(db, hash: hash, device: nil, seq: nil, error: error, envelope: envelopes[offset], now: now)
+                        outcomes.append(ApplyOutcome(hash: hash, device: nil, seq: nil, status: .refused(error)))
+                    case .success(let signed):
+                        let status = try offer(signed, verification: verifications[offset], session: session, policy: policy, now: now)
+                        outcomes.append(ApplyOutcome(hash: signed.hash, device: signed.header.device, seq: signed.header.seq, status: status))
+                    }
+                }
+                try session.finish()
+                return outcomes
+            }
+        }
+    }
+
+    /// Decides and carries out what happens to one verified-or-not change set.
+    private func offer(
+        _ signed: SignedChangeSet, verification: Verification, session: MergeSession, policy: ApplyPolicy, now: UInt64
+    ) throws -> ApplyOutcome.Status {
+        let db = session.db
+        let header = signed.header
+        func refuse(_ error: LinliError) throws -> ApplyOutcome.Status {
+            try quarantine(db, hash: signed.hash, device: header.device, seq: header.seq, error: error, envelope: signed.envelope, now: now)
+            return .refused(error)
+        }
+        // Signature first: nothing unsigned may touch chains or fork marks.
+        var verification = verification
+        if case .unknownKey = verification {
+            // The key may have been registered earlier in this batch.
+            verification = Self.verify(signed, keys: try Self.loadKeys(db, devices: [header.device])[header.device] ?? [])
+        }
+        switch verification {
+        case .valid: break
+        case .unknownKey:
+            return try refuse(LinliError(
+                .unknownKey, "no key of device \(header.device.hex) is known for change set \(header.seq)",
+                hint: "sync the device certificates first, or enrol the device"))
+        case .invalid(let error):
+            return try refuse(error)
+        }
+        if session.isForked(header.device) {
+            return try refuse(LinliError(
+                .deviceQuarantined, "device \(header.device.hex) is quarantined because its history forked; its change sets wait for an administrator",
+                hint: "an administrator must review the fork (linli-admin audit) before this device's changes are accepted"))
+        }
+        if policy.refuseFutureClocks {
+            do { try HybridLogicalClock.checkDrift(header.hlc, now: now) } catch { return try refuse(error) }
+        }
+        do { try checkSchema(signed.changeSet) } catch { return try refuse(error) }
+
+        let deviceN = try session.deviceNumber(header.device)
+        let head = try session.head(deviceN)
+        if header.seq <= head.seq {
+            if try session.loggedHash(deviceN, seq: header.seq) == signed.hash { return .duplicate }
+            let message = "device \(header.device.hex) signed two different change sets at sequence \(header.seq): its history forked (a cloned or tampered device)"
+            try session.markForked(header.device, seq: header.seq, message: message)
+            return try refuse(LinliError(.fork, message, hint: "the device is quarantined until an administrator decides"))
+        }
+        if header.seq > head.seq + 1 {
+            let heldCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_held WHERE device = ?", arguments: [header.device.data]) ?? 0
+            guard heldCount < Limits.heldChangeSetsPerDeviceMax else {
+                return try refuse(LinliError(
+                    .overLimit, "device \(header.device.hex) already has \(heldCount) change sets waiting for \(head.seq + 1); heldChangeSetsPerDeviceMax is \(Limits.heldChangeSetsPerDeviceMax)",
+                    hint: "sync the missing change sets of this device first"))
+            }
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO linli_held (device, seq, hash, received_at, envelope) VALUES (?, ?, ?, ?, ?)",
+                arguments: [header.device.data, Int64(header.seq), signed.hash, Int64(now), signed.envelope])
+            return .held(missingFrom: head.seq + 1)
+        }
+        guard header.prev == head.hash else {
+            let message = "change set \(header.seq) of device \(header.device.hex) does not link to the change set \(head.seq) this replica has: the chain is broken"
+            try session.markForked(header.device, seq: header.seq, message: message)
+            return try refuse(LinliError(.brokenChain, message, hint: "the device is quarantined until an administrator decides"))
+        }
+        do {
+            try session.merge(signed, receivedAt: now)
+        } catch let error as LinliError where error.code != .storage {
+            return try refuse(error)
+        }
+        try releaseHeld(after: signed, session: session, policy: policy, now: now)
+        return .applied
+    }
+
+    /// Merges change sets that were waiting for the one just merged.
+    private func releaseHeld(after signed: SignedChangeSet, session: MergeSession, policy: ApplyPolicy, now: UInt64) throws {
+        let db = session.db
+        var next = signed.header.seq + 1
+        while true {
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT hash, envelope FROM linli_held WHERE device = ? AND seq = ?",
+                arguments: [signed.header.device.data, Int64(next)])
+            if rows.isEmpty { return }
+            try db.execute(sql: "DELETE FROM linli_held WHERE device = ? AND seq = ?", arguments: [signed.header.device.data, Int64(next)])
+            var advanced = false
+            for row in rows {
+                let envelope: Data = row["envelope"]
+                let held = try SignedChangeSet(envelope: envelope)
+                let status = try offer(held, verification: .valid, session: session, policy: policy, now: now)
+                if status == .applied { advanced = true }
+            }
+            guard advanced else { return }
+            next += 1
+        }
+    }
+
+    static func verify(_ signed: SignedChangeSet, keys: [KeyEntry]) -> Verification {
+        let header = signed.header
+        let valid = keys.filter { $0.from <= header.seq && ($0.until.map { header.seq <= $0 } ?? true) }
+        guard let entry = valid.max(by: { $0.from < $1.from }) else { return .unknownKey }
+        guard entry.key.keyID == header.keyID else {
+            return .invalid(LinliError(
+                .badSignature,
+                "change set \(header.seq) of device \(header.device.hex) names key \(Hex.encode(header.keyID)), but the key valid at that sequence is \(Hex.encode(entry.key.keyID))"))
+        }
+        guard signed.verify(with: entry.key) else {
+            return .invalid(LinliError(
+                .badSignature, "the signature of change set \(header.seq) of device \(header.device.hex) does not match its bytes: it was altered or forged"))
+        }
+        return .valid
+    }
+
+    /// Checks writes against the declared schema. Tables and fields this
+    /// replica does not know are kept when the change set comes from a newer
+    /// schema version, and refused otherwise.
+    func checkSchema(_ changeSet: ChangeSet) throws(LinliError) {
+        let header = changeSet.header
+        let newer = header.schemaVersion > schema.version
+        for row in changeSet.rows {
+            guard let table = schema.table(row.table) else {
+                if newer { continue }
+                throw LinliError(.schemaViolation, "table \(row.table) is not declared in schema \(schema.name) version \(schema.version)")
+            }
+            try Self.checkScopeRule(table, header: header)
+            for write in row.writes {
+                if write.field == MergeRules.deletedField {
+                    guard write.value.boolean != nil else {
+                        throw LinliError(.schemaViolation, "\(row.table).\(MergeRules.deletedField) takes true or false, not \(write.value)")
+                    }
+                    continue
+                }
+                guard let field = table.field(write.field) else {
+                    if newer, !write.field.hasPrefix(MergeRules.reservedPrefix) { continue }
+                    throw LinliError(.schemaViolation, "field \(row.table).\(write.field) is not declared in schema \(schema.name) version \(schema.version)")
+                }
+                try field.check(write.value, table: table.name)
+                if case .gridField(let gridField) = table.scope, gridField == write.field, case .grid(let grid) = header.scope,
+                   !write.value.isNull, write.value.text != grid {
+                    throw LinliError(.outOfScope, "\(row.table).\(gridField) is \(write.value) but the change set is for grid \(grid)")
+                }
+            }
+        }
+    }
+
+    static func checkScopeRule(_ table: TableSchema, header: ChangeSetHeader) throws(LinliError) {
+        let fits: Bool
+        switch (table.scope, header.scope) {
+        case (.gridField, .grid), (.public, .public), (.system, .system): fits = true
+        case (.kiosk, .kiosk): fits = true
+        default: fits = false
+        }
+        guard fits else {
+            throw LinliError(.outOfScope, "table \(table.name) cannot be written in scope \(header.scope)")
+        }
+    }
+
+    func quarantine(_ db: Database, hash: Data, device: DeviceID?, seq: UInt64?, error: LinliError, envelope: Data, now: UInt64) throws {
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO linli_quarantine (received_at, device, seq, hash, code, message, envelope)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [Int64(now), device?.data, seq.map { Int64($0) }, hash, error.code.rawValue, error.message, envelope])
+    }
+}
+
+/// Maps over an array on all cores, keeping order.
+enum ParallelMap {
+    final class Slots<T>: @unchecked Sendable {
+        // Each index is written by exactly one iteration, then read after
+        // concurrentPerform returns; no two threads touch one slot.
+        var values: [T?]
+        init(count: Int) { values = Array(repeating: nil, count: count) }
+    }
+
+    static func run<Input: Sendable, Output: Sendable>(_ inputs: [Input], _ transform: @Sendable (Input) -> Output) -> [Output] {
+        let count = inputs.count
+        if count < 64 { return inputs.map(transform) }
+        let slots = Slots<Output>(count: count)
+        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let chunk = (count + workers - 1) / workers
+        slots.values.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let base = buffer
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                let start = worker * chunk
+                let end = min(start + chunk, count)
+                guard start < end else { return }
+                for index in start..<end { base[index] = transform(inputs[index]) }
+            }
+        }
+        return slots.values.map { $0! }
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import GRDB
+import LinliCore
+import LinliCrypto
+import LinliProtocol
+
+/// One value competing in a conflict, with who wrote it, where and when.
+public struct CompetingValue: Sendable, Equatable {
+    public let value: Value
+    public let dot: Dot
+    public let user: String
+    public let hlc: HLCTimestamp
+    /// The value shown meanwhile, by the deterministic rule.
+    public let shown: Bool
+}
+
+/// A field with more than one survivor.
+public struct Conflict: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        /// Two or more concurrent edits of the field.
+        case concurrentEdits = "concurrent_edits"
+        /// The row was deleted while someone else edited the field.
+        case deleteVersusEdit = "delete_vs_edit"
+    }
+
+    public let table: String
+    public let row: RowID
+    public let field: String
+    public let scope: String
+    public let kind: Kind
+    public let values: [CompetingValue]
+}
+
+extension ReplicaStore {
+    /// Every field with more than one survivor, in declared tables, ordered
+    /// by table, row and field. Filter by table or scope when given.
+    public func conflicts(table tableName: String? = nil, scope: Scope? = nil) throws -> [Conflict] {
+        try run {
+            try writer.read { db in
+                var result: [Conflict] = []
+                for table in schema.tables where tableName == nil || table.name == tableName {
+                    var sql = "SELECT id, _scope, _deleted FROM \(StoreSchema.quoted(table.name)) WHERE _conflicts IS NOT NULL"
+                    var arguments: StatementArguments = []
+                    if let scope {
+                        sql += " AND _scope = ?"
+                        arguments += [scope.description]
+                    }
+                    sql += " ORDER BY id"
+                    for viewRow in try Row.fetchAll(db, sql: sql, arguments: arguments) {
+                        guard let row = RowID(bytes: viewRow["id"] as Data) else { continue }
+                        result += try fieldConflicts(db, table: table, row: row, scope: viewRow["_scope"], deleted: viewRow["_deleted"])
+                    }
+                }
+                return result
+            }
+        }
+    }
+
+    private func fieldConflicts(_ db: Database, table: TableSchema, row: RowID, scope: String, deleted: Bool) throws -> [Conflict] {
+        let survivors = try survivorsWithAuthors(db, table: table.name, row: row)
+        var conflicts: [Conflict] = []
+        let deleteWritten = survivors[MergeRules.deletedField]?.contains { $0.value.boolean == true } ?? false
+        for (field, values) in survivors.sorted(by: { $0.key < $1.key }) where values.count > 1 {
+            let kind: Conflict.Kind = (deleted || deleteWritten) && values.contains { $0.value.isNull } ? .deleteVersusEdit : .concurrentEdits
+            conflicts.append(Conflict(table: table.name, row: row, field: field, scope: scope, kind: kind, values: values))
+        }
+        return conflicts
+    }
+
+    /// Survivors of each field of one row, with their authors, shown first.
+    func survivorsWithAuthors(_ db: Database, table: String, row: RowID) throws -> [String: [CompetingValue]] {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT fn.name AS field, d.device, f.seq, f.idx, f.hlc, f.kind, f.value, l.user
+            FROM linli_field f
+            JOIN linli_name tn ON tn.n = f.table_n
+            JOIN linli_name fn ON fn.n = f.field_n
+            JOIN linli_device d ON d.n = f.device_n
+            LEFT JOIN linli_log l ON l.device_n = f.device_n AND l.seq = f.seq
+            WHERE tn.name = ? AND f.row = ?
+            """, arguments: [table, row.data])
+        var grouped: [String: [Survivor]] = [:]
+        var users: [Dot: String] = [:]
+        for stored in rows {
+            guard let device = DeviceID(bytes: stored["device"] as Data) else { continue }
+            let dot = Dot(device: device, seq: UInt64(stored["seq"] as Int64), index: UInt32(stored["idx"] as Int64))
+            let value = Self.value(stored["value"], kind: stored["kind"])
+            grouped[stored["field"], default: []].append(Survivor(dot: dot, hlc: HLCTimestamp(rawValue: UInt64(bitPattern: stored["hlc"])), value: value))
+            users[dot] = stored["user"] ?? ""
+        }
+        return grouped.mapValues { list in
+            let shown = MergeRules.shown(list)
+            return list.sorted { MergeRules.outranks($0, $1) }.map {
+                CompetingValue(value: $0.value, dot: $0.dot, user: users[$0.dot] ?? "", hlc: $0.hlc, shown: $0 == shown)
+            }
+        }
+    }
+
+    static func value(_ databaseValue: DatabaseValue, kind: Int64) -> Value {
+        switch (kind, databaseValue.storage) {
+        case (0, _), (_, .null): .null
+        case (5, .int64(let integer)): .boolean(integer != 0)
+        case (_, .int64(let integer)): .integer(integer)
+        case (_, .double(let real)): .real(real)
+        case (_, .string(let text)): .text(text)
+        case (_, .blob(let data)): .bytes(data)
+        }
+    }
+
+    /// The shown values of one row of a declared table (deleted rows too,
+    /// with `_deleted` true), or nil when this replica has no such row.
+    public func row(_ table: String, _ id: RowID) throws -> [String: Value]? {
+        guard let declared = schema.table(table) else {
+            throw LinliError(.invalidInput, "there is no table \(table)")
+        }
+        return try run {
+            try writer.read { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM \(StoreSchema.quoted(table)) WHERE id = ?", arguments: [id.data]) else {
+                    return nil
+                }
+                var values: [String: Value] = [MergeRules.deletedField: .boolean(row["_deleted"] as Bool)]
+                for field in declared.fields {
+                    values[field.name] = Self.viewValue(row[field.name] as DatabaseValue, type: field.type)
+                }
+                return values
+            }
+        }
+    }
+
+    static func viewValue(_ databaseValue: DatabaseValue, type: FieldType) -> Value {
+        switch databaseValue.storage {
+        case .null: .null
+        case .int64(let integer): type == .boolean ? .boolean(integer != 0) : .integer(integer)
+        case .double(let real): .real(real)
+        case .string(let text): .text(text)
+        case .blob(let data): .bytes(data)
+        }
+    }
+
+    /// Refused change sets, oldest first.
+    public func quarantined() throws -> [QuarantineRecord] {
+        try run {
+            try writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM linli_quarantine ORDER BY id").map { row in
+                    QuarantineRecord(
+                        id: row["id"], receivedAt: Date(timeIntervalSince1970: Double(row["received_at"] as Int64) / 1000),
+                        device: (row["device"] as Data?).flatMap { DeviceID(bytes: $0) }, seq: (row["seq"] as Int64?).map { UInt64($0) },
+                        hash: row["hash"], code: LinliError.Code(rawValue: row["code"]) ?? .malformed,
+                        message: row["message"], envelope: row["envelope"])
+                }
+            }
+        }
+    }
+
+    /// Devices whose history forked, with the sequence number where it did.
+    public func forkedDevices() throws -> [DeviceID: UInt64] {
+        try run {
+            try writer.read { db in
+                var result: [DeviceID: UInt64] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT device, seq FROM linli_forked_device") {
+                    if let device = DeviceID(bytes: row["device"] as Data) { result[device] = UInt64(row["seq"] as Int64) }
+                }
+                return result
+            }
+        }
+    }
+
+    /// Counts of what the replica holds.
+    public struct Counts: Sendable, Equatable {
+        public let changeSets: Int
+        public let held: Int
+        public let quarantined: Int
+        public let survivors: Int
+    }
+
+    public func counts() throws -> Counts {
+        try run {
+            try writer.read { db in
+                Counts(
+                    changeSets: try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_log") ?? 0,
+                    held: try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_held") ?? 0,
+                    quarantined: try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_quarantine") ?? 0,
+                    survivors: try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_field") ?? 0)
+            }
+        }
+    }
+
+    /// Change sets in arrival order after log position `position`, at most
+    /// `limit`, optionally only those of `scopes`: what a replica sends on.
+    public func changeSets(after position: Int64 = 0, scopes: Set<Scope>? = nil, limit: Int = Limits.changeSetsPerBatchMax) throws -> [(position: Int64, envelope: Data)] {
+        try run {
+            try writer.read { db in
+                var sql = "SELECT position, envelope FROM linli_log WHERE position > ?"
+                var arguments: StatementArguments = [position]
+                if let scopes {
+                    sql += " AND scope IN (\(scopes.map { _ in "?" }.joined(separator: ", ")))"
+                    for scope in scopes { arguments += [scope.description] }
+                }
+                sql += " ORDER BY position LIMIT ?"
+                arguments += [limit]
+                return try Row.fetchAll(db, sql: sql, arguments: arguments).map { ($0["position"], $0["envelope"]) }
+            }
+        }
+    }
+
+    /// The newest change set of each device this replica holds.
+    public func heads() throws -> [DeviceID: (seq: UInt64, hash: Data)] {
+        try run {
+            try writer.read { db in
+                var result: [DeviceID: (seq: UInt64, hash: Data)] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT d.device, h.seq, h.hash FROM linli_head h JOIN linli_device d ON d.n = h.device_n") {
+                    if let device = DeviceID(bytes: row["device"] as Data) { result[device] = (UInt64(row["seq"] as Int64), row["hash"]) }
+                }
+                return result
+            }
+        }
+    }
+}

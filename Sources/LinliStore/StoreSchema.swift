@@ -1,0 +1,146 @@
+import Foundation
+import GRDB
+import LinliCore
+
+/// The SQLite layout of a replica.
+///
+/// The log is the truth; everything else is derived from it and rebuilt by
+/// ``ReplicaStore/rebuild()``:
+///
+/// | table | holds | derived |
+/// | --- | --- | --- |
+/// | `linli_log` | every applied change set: exact envelope bytes plus header columns | no |
+/// | `linli_held` | change sets waiting for a missing predecessor | no |
+/// | `linli_quarantine` | refused change sets with the reason | no |
+/// | `linli_forked_device` | devices whose history forked | no |
+/// | `linli_device_key` | device public keys and the sequence range each is valid for | no |
+/// | `linli_device`, `linli_name` | local numbering of device ids and names | no |
+/// | `linli_field` | survivors of every field | yes |
+/// | `linli_replaced_early` | dots replaced before their own write arrived | yes |
+/// | `linli_row` | the scope each row belongs to | yes |
+/// | `linli_head` | the newest applied change set of each device | yes |
+/// | one table per declared table | each field's shown value, `_conflicts` | yes |
+enum StoreSchema {
+    static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE linli_meta (key TEXT PRIMARY KEY NOT NULL, value ANY) STRICT;
+                CREATE TABLE linli_device (n INTEGER PRIMARY KEY, device BLOB NOT NULL UNIQUE) STRICT;
+                CREATE TABLE linli_name (n INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE) STRICT;
+                CREATE TABLE linli_log (
+                    position INTEGER PRIMARY KEY,
+                    device_n INTEGER NOT NULL REFERENCES linli_device(n),
+                    seq INTEGER NOT NULL,
+                    hash BLOB NOT NULL,
+                    hlc INTEGER NOT NULL,
+                    user TEXT NOT NULL,
+                    scope TEXT NOT NULL,
+                    schema_version INTEGER NOT NULL,
+                    key_id BLOB NOT NULL,
+                    received_at INTEGER NOT NULL,
+                    envelope BLOB NOT NULL,
+                    UNIQUE (device_n, seq)
+                ) STRICT;
+                CREATE INDEX linli_log_scope ON linli_log (scope, position);
+                CREATE UNIQUE INDEX linli_log_hash ON linli_log (hash);
+                CREATE TABLE linli_head (
+                    device_n INTEGER PRIMARY KEY NOT NULL,
+                    seq INTEGER NOT NULL,
+                    hash BLOB NOT NULL
+                ) STRICT;
+                CREATE TABLE linli_held (
+                    device BLOB NOT NULL,
+                    seq INTEGER NOT NULL,
+                    hash BLOB NOT NULL,
+                    received_at INTEGER NOT NULL,
+                    envelope BLOB NOT NULL,
+                    PRIMARY KEY (device, seq, hash)
+                ) STRICT, WITHOUT ROWID;
+                CREATE TABLE linli_quarantine (
+                    id INTEGER PRIMARY KEY,
+                    received_at INTEGER NOT NULL,
+                    device BLOB,
+                    seq INTEGER,
+                    hash BLOB NOT NULL,
+                    code TEXT NOT NULL,
+                    message TEXT NOT NULL,
+                    envelope BLOB NOT NULL,
+                    UNIQUE (hash, code)
+                ) STRICT;
+                CREATE TABLE linli_forked_device (
+                    device BLOB PRIMARY KEY NOT NULL,
+                    seq INTEGER NOT NULL,
+                    detected_at INTEGER NOT NULL,
+                    message TEXT NOT NULL
+                ) STRICT;
+                CREATE TABLE linli_device_key (
+                    device BLOB NOT NULL,
+                    valid_from_seq INTEGER NOT NULL,
+                    valid_until_seq INTEGER,
+                    key_id BLOB NOT NULL,
+                    public_key BLOB NOT NULL,
+                    PRIMARY KEY (device, valid_from_seq)
+                ) STRICT;
+                CREATE TABLE linli_field (
+                    table_n INTEGER NOT NULL,
+                    row BLOB NOT NULL,
+                    field_n INTEGER NOT NULL,
+                    device_n INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    idx INTEGER NOT NULL,
+                    hlc INTEGER NOT NULL,
+                    kind INTEGER NOT NULL,
+                    value ANY,
+                    PRIMARY KEY (table_n, row, field_n, device_n, seq)
+                ) STRICT, WITHOUT ROWID;
+                CREATE TABLE linli_replaced_early (
+                    device_n INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    idx INTEGER NOT NULL,
+                    PRIMARY KEY (device_n, seq, idx)
+                ) STRICT, WITHOUT ROWID;
+                CREATE TABLE linli_row (
+                    table_n INTEGER NOT NULL,
+                    row BLOB NOT NULL,
+                    scope_n INTEGER NOT NULL,
+                    PRIMARY KEY (table_n, row)
+                ) STRICT, WITHOUT ROWID;
+                """)
+        }
+        return migrator
+    }
+
+    /// The column type of a view column for a declared field type.
+    static func columnType(_ type: FieldType) -> String {
+        switch type {
+        case .text, .date: "TEXT"
+        case .integer, .timestamp, .boolean: "INTEGER"
+        case .real: "REAL"
+        case .bytes, .reference: "BLOB"
+        }
+    }
+
+    static func quoted(_ identifier: String) -> String { "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+    /// Creates the view table of `table` if it does not exist, and adds
+    /// columns for fields a newer schema version declares.
+    static func ensureView(_ db: Database, _ table: TableSchema) throws {
+        let name = quoted(table.name)
+        if try !db.tableExists(table.name) {
+            var columns = [
+                "id BLOB PRIMARY KEY NOT NULL", "_scope TEXT NOT NULL", "_deleted INTEGER NOT NULL DEFAULT 0",
+                "_conflicts TEXT", "_updated_hlc INTEGER NOT NULL",
+            ]
+            columns += table.fields.map { "\(quoted($0.name)) \(columnType($0.type))" }
+            try db.execute(sql: "CREATE TABLE \(name) (\(columns.joined(separator: ", ")))")
+            try db.execute(sql: "CREATE INDEX \(quoted(table.name + "_conflicts")) ON \(name) (_conflicts) WHERE _conflicts IS NOT NULL")
+            try db.execute(sql: "CREATE INDEX \(quoted(table.name + "_scope")) ON \(name) (_scope)")
+        } else {
+            let existing = Set(try db.columns(in: table.name).map(\.name))
+            for field in table.fields where !existing.contains(field.name) {
+                try db.execute(sql: "ALTER TABLE \(name) ADD COLUMN \(quoted(field.name)) \(columnType(field.type))")
+            }
+        }
+    }
+}
