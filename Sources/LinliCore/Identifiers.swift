@@ -24,8 +24,21 @@ public struct ID128: Hashable, Comparable, Sendable, CustomStringConvertible {
         guard bytes.count == 16 else { return nil }
         var high: UInt64 = 0
         var low: UInt64 = 0
-        for (offset, byte) in bytes.enumerated() {
+        var offset = 0
+        for byte in bytes {
             if offset < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+            offset += 1
+        }
+        self.init(high: high, low: low)
+    }
+
+    /// Reads exactly 16 bytes of `data`; anything else is `nil`. The hot
+    /// path: every dot and row id on the wire goes through here.
+    public init?(bytes data: Data) {
+        guard data.count == 16 else { return nil }
+        let (high, low) = data.withUnsafeBytes { raw in
+            (UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+             UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
         }
         self.init(high: high, low: low)
     }

@@ -50,6 +50,13 @@ public enum Limits {
     /// predecessor (a gap in its chain).
     public static let heldChangeSetsPerDeviceMax = 10_000
 
+    // MARK: Storage
+
+    /// SQLite page cache per connection, in KiB (64 MiB).
+    public static let sqliteCacheKibibytesMax = 64 * 1024
+    /// SQLite memory-mapped I/O window, in bytes (256 MiB).
+    public static let sqliteMmapBytesMax = 256 << 20
+
     // MARK: Relations between limits, checked by the tests.
 
     /// The relations the limits above must keep; tests assert each one.

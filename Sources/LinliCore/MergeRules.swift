@@ -78,8 +78,16 @@ public struct MemoryFieldState: Sendable, Equatable {
 
     /// Survivors of each field that has any.
     public private(set) var fields: [Key: [Survivor]] = [:]
-    /// Dots replaced by a known write before their own write arrived.
-    public private(set) var replacedEarly: Set<Dot> = []
+    /// Dots replaced by a known write before their own write arrived, with
+    /// the field the replacing write named: a dot is replaced only in the
+    /// field it was written to, so a write that names a dot of another field
+    /// changes nothing, in every delivery order.
+    public private(set) var replacedEarly: Set<ReplacedDot> = []
+
+    public struct ReplacedDot: Hashable, Sendable {
+        public let key: Key
+        public let dot: Dot
+    }
     /// Change sets applied, by device and sequence number.
     public private(set) var applied: Set<DeviceSeq> = []
 
@@ -101,10 +109,10 @@ public struct MemoryFieldState: Sendable, Equatable {
                 if let position = survivors.firstIndex(where: { $0.dot == replaced }) {
                     survivors.remove(at: position)
                 } else if !applied.contains(DeviceSeq(device: replaced.device, seq: replaced.seq)) {
-                    replacedEarly.insert(replaced)
+                    replacedEarly.insert(ReplacedDot(key: key, dot: replaced))
                 }
             }
-            if replacedEarly.remove(dot) == nil {
+            if replacedEarly.remove(ReplacedDot(key: key, dot: dot)) == nil {
                 survivors.append(Survivor(dot: dot, hlc: header.hlc, value: write.value))
             }
             fields[key] = survivors.isEmpty ? nil : MergeRules.canonicalOrder(survivors)

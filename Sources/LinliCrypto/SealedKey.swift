@@ -160,7 +160,7 @@ public struct SealedKey: Codable, Sendable, Equatable {
     }
 
     private static func checkPassphrase(_ passphrase: String) throws(LinliError) {
-        guard passphrase.utf8.count >= 4 else {
+        guard passphrase.count >= 4 else {
             throw LinliError(.invalidInput, "a PIN or passphrase needs at least 4 characters")
         }
     }

@@ -41,6 +41,12 @@ public struct SignedChangeSet: Sendable, Hashable {
         } catch {
             throw LinliError(.malformed, "the change set envelope cannot be decoded: \(error)")
         }
+        // One change set has exactly one stored form: an envelope that
+        // carries unknown fields or a non-canonical encoding is refused, so
+        // no byte of what is stored can change without a refusal.
+        guard wire.unknownFields.data.isEmpty, (try? wire.serializedBytes()) == envelope else {
+            throw LinliError(.malformed, "the change set envelope is not in canonical form (extra or reordered fields)")
+        }
         guard wire.signature.count == SigningKey.signatureBytes else {
             throw LinliError(.malformed, "the signature has \(wire.signature.count) bytes; an Ed25519 signature has 64")
         }

@@ -180,7 +180,6 @@ public final class LocalTransaction {
                 // Fields in name order, `_deleted` first: a stable layout.
                 for (field, value) in pending.values.sorted(by: { (($0.key == MergeRules.deletedField) ? "" : $0.key) < (($1.key == MergeRules.deletedField) ? "" : $1.key) }) {
                     let current = survivors[try session.nameNumber(field)] ?? []
-                    if pending.deleting, value.isNull, current.isEmpty { continue }
                     let replaces = try current.map { Dot(device: try session.deviceID($0.deviceN), seq: $0.seq, index: $0.index) }
                     writes.append(FieldWrite(field: field, value: value, replaces: replaces.sorted()))
                 }

@@ -55,9 +55,11 @@ final class MergeSession {
     private lazy var deleteSurvivor = prepare(
         "DELETE FROM linli_field WHERE table_n = ? AND row = ? AND field_n = ? AND device_n = ? AND seq = ?")
     private lazy var insertReplacedEarly = prepare(
-        "INSERT OR IGNORE INTO linli_replaced_early (device_n, seq, idx) VALUES (?, ?, ?)")
-    private lazy var takeReplacedEarly = prepare(
-        "DELETE FROM linli_replaced_early WHERE device_n = ? AND seq = ? AND idx = ? RETURNING 1")
+        "INSERT OR IGNORE INTO linli_replaced_early (device_n, seq, idx, table_n, row, field_n) VALUES (?, ?, ?, ?, ?, ?)")
+    private lazy var takeReplacedEarly = prepare("""
+        DELETE FROM linli_replaced_early
+        WHERE device_n = ? AND seq = ? AND idx = ? AND table_n = ? AND row = ? AND field_n = ? RETURNING 1
+        """)
     private var viewStatements: [String: RawStatement] = [:]
     private var preparationError: LinliError?
 
@@ -244,7 +246,7 @@ final class MergeSession {
             var list = survivors[fieldN] ?? []
             for replaced in write.replaces {
                 let replacedN = try deviceNumber(replaced.device)
-                if let position = list.firstIndex(where: { $0.deviceN == replacedN && $0.seq == replaced.seq }) {
+                if let position = list.firstIndex(where: { $0.deviceN == replacedN && $0.seq == replaced.seq && $0.index == replaced.index }) {
                     list.remove(at: position)
                     let delete = deleteSurvivor!
                     delete.bind(1, tableN)
@@ -255,16 +257,19 @@ final class MergeSession {
                     try delete.run()
                 } else if replaced.seq > (try head(replacedN)).seq {
                     // Replaced before its own write arrived: remember, so
-                    // that write never becomes a survivor.
+                    // that write never becomes a survivor of this field.
                     let insert = insertReplacedEarly!
                     insert.bind(1, replacedN)
                     insert.bind(2, replaced.seq)
                     insert.bind(3, Int64(replaced.index))
+                    insert.bind(4, tableN)
+                    insert.bind(5, row.row)
+                    insert.bind(6, fieldN)
                     try insert.run()
                     replacedEarlyCount += 1
                 }
             }
-            if try !wasReplacedEarly(deviceN: deviceN, seq: header.seq, index: index) {
+            if try !wasReplacedEarly(deviceN: deviceN, seq: header.seq, index: index, tableN: tableN, row: row.row, fieldN: fieldN) {
                 let stored = Stored(deviceN: deviceN, seq: header.seq, index: index, hlc: header.hlc.rawValue, value: write.value)
                 list.append(stored)
                 let insert = insertSurvivor!
@@ -287,12 +292,15 @@ final class MergeSession {
         }
     }
 
-    private func wasReplacedEarly(deviceN: Int64, seq: UInt64, index: UInt32) throws -> Bool {
+    private func wasReplacedEarly(deviceN: Int64, seq: UInt64, index: UInt32, tableN: Int64, row: RowID, fieldN: Int64) throws -> Bool {
         guard replacedEarlyCount > 0 else { return false }
         let take = takeReplacedEarly!
         take.bind(1, deviceN)
         take.bind(2, seq)
         take.bind(3, Int64(index))
+        take.bind(4, tableN)
+        take.bind(5, row)
+        take.bind(6, fieldN)
         let found = try take.step()
         take.reset()
         if found { replacedEarlyCount -= 1 }

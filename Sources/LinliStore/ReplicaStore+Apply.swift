@@ -41,10 +41,13 @@ extension ReplicaStore {
     }
 
     private func applyBatch(_ envelopes: [Data], policy: ApplyPolicy) throws -> [ApplyOutcome] {
+        let profile = PhaseClock()
+        defer { profile.report() }
         // 1. Decode, in parallel.
         let decoded = ParallelMap.run(envelopes) { envelope -> Result<SignedChangeSet, LinliError> in
             do throws(LinliError) { return .success(try SignedChangeSet(envelope: envelope)) } catch { return .failure(error) }
         }
+        profile.mark("decode")
         // 2. Keys of the devices named, then signatures, in parallel.
         let devices = decoded.compactMap { try? $0.get().header.device }
         let keys = try run { try writer.read { db in try Self.loadKeys(db, devices: devices) } }
@@ -52,8 +55,10 @@ extension ReplicaStore {
             guard case .success(let signed) = item else { return .unknownKey }
             return Self.verify(signed, keys: keys[signed.header.device] ?? [])
         }
+        profile.mark("verify")
         // 3. Chain, schema, scope and merge, in one transaction.
         let now = clock()
+        defer { profile.mark("merge") }
         return try run {
             try writer.write { db in
                 let session = try MergeSession(db, schema: schema, now: now)
@@ -234,6 +239,27 @@ extension ReplicaStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [Int64(now), device?.data, seq.map { Int64($0) }, hash, error.code.rawValue, error.message, envelope])
+    }
+}
+
+/// Phase timings of `apply`, printed to standard error when the
+/// environment variable `LINLI_PROFILE` is set; free otherwise.
+final class PhaseClock {
+    static let enabled = ProcessInfo.processInfo.environment["LINLI_PROFILE"] != nil
+    nonisolated(unsafe) static var totals: [String: UInt64] = [:]
+    private var last = DispatchTime.now().uptimeNanoseconds
+
+    func mark(_ phase: String) {
+        guard Self.enabled else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        Self.totals[phase, default: 0] += now - last
+        last = now
+    }
+
+    func report() {
+        guard Self.enabled else { return }
+        let text = Self.totals.sorted { $0.key < $1.key }.map { "\($0.key) \(Double($0.value) / 1e9)s" }.joined(separator: ", ")
+        FileHandle.standardError.write(Data("[linli apply] \(text)\n".utf8))
     }
 }
 

@@ -38,6 +38,7 @@ public final class ReplicaStore: Sendable {
             // corrupt the file. The server acknowledges only after commit.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
+            try db.execute(sql: ReplicaStore.tuningPragmas)
         }
         configuration.busyMode = .timeout(10)
         do {
@@ -59,6 +60,10 @@ public final class ReplicaStore: Sendable {
         self.schema = schema
         self.clock = clock
     }
+
+    /// Page cache and memory-mapped I/O for a replica. The benchmark gives
+    /// plain SQLite the same settings, so ratios compare engines, not caches.
+    public static let tuningPragmas = "PRAGMA cache_size = -\(Limits.sqliteCacheKibibytesMax); PRAGMA mmap_size = \(Limits.sqliteMmapBytesMax); PRAGMA temp_store = MEMORY"
 
     /// The GRDB writer, for queries the store does not offer.
     public var database: any DatabaseWriter { writer }
@@ -115,5 +120,12 @@ public final class ReplicaStore: Sendable {
         } catch {
             throw LinliError(.storage, "the replica database failed: \(error)")
         }
+    }
+}
+
+extension ReplicaStore {
+    /// Copies the WAL into the main database file and truncates the WAL.
+    public func checkpoint() throws {
+        try run { _ = try writer.writeWithoutTransaction { db in try db.checkpoint(.truncate) } }
     }
 }

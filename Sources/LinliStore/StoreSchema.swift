@@ -98,7 +98,10 @@ enum StoreSchema {
                     device_n INTEGER NOT NULL,
                     seq INTEGER NOT NULL,
                     idx INTEGER NOT NULL,
-                    PRIMARY KEY (device_n, seq, idx)
+                    table_n INTEGER NOT NULL,
+                    row BLOB NOT NULL,
+                    field_n INTEGER NOT NULL,
+                    PRIMARY KEY (device_n, seq, idx, table_n, row, field_n)
                 ) STRICT, WITHOUT ROWID;
                 CREATE TABLE linli_row (
                     table_n INTEGER NOT NULL,
