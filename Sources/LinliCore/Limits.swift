@@ -46,6 +46,9 @@ public enum Limits {
 
     /// Most change sets applied in one store transaction (a pull page).
     public static let changeSetsPerBatchMax = 2_000
+    /// Most row states one merge transaction keeps in memory before writing
+    /// them back.
+    public static let cachedRowsMax = 50_000
     /// Most change sets of one device held while waiting for a missing
     /// predecessor (a gap in its chain).
     public static let heldChangeSetsPerDeviceMax = 10_000

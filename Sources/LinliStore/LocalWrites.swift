@@ -144,7 +144,7 @@ public final class LocalTransaction {
         if let pending = rowIndex[PendingKey(table: table, row: row)] { return rows[pending].scope }
         guard let text = try String.fetchOne(
             db, sql: """
-                SELECT n.name FROM linli_row r JOIN linli_name n ON n.n = r.scope_n
+                SELECT n.name FROM linli_row_state r JOIN linli_name n ON n.n = r.scope_n
                 JOIN linli_name t ON t.n = r.table_n WHERE t.name = ? AND r.row = ?
                 """, arguments: [table, row.data]), let scope = Scope(text)
         else {
@@ -174,12 +174,11 @@ public final class LocalTransaction {
             let head = try session.head(deviceN)
             var rowChanges: [RowChange] = []
             for pending in byScope[scope] ?? [] {
-                let tableN = try session.nameNumber(pending.table)
-                let survivors = try session.loadSurvivors(tableN: tableN, row: pending.row)
+                let survivors = try session.survivors(table: pending.table, row: pending.row)
                 var writes: [FieldWrite] = []
                 // Fields in name order, `_deleted` first: a stable layout.
                 for (field, value) in pending.values.sorted(by: { (($0.key == MergeRules.deletedField) ? "" : $0.key) < (($1.key == MergeRules.deletedField) ? "" : $1.key) }) {
-                    let current = survivors[try session.nameNumber(field)] ?? []
+                    let current = MergeSession.survivors(of: try session.nameNumber(field), in: survivors)
                     let replaces = try current.map { Dot(device: try session.deviceID($0.deviceN), seq: $0.seq, index: $0.index) }
                     writes.append(FieldWrite(field: field, value: value, replaces: replaces.sorted()))
                 }
@@ -187,7 +186,8 @@ public final class LocalTransaction {
                     // Clear undeclared fields too (kept from newer schema versions).
                     var declared = Set(pending.values.keys)
                     if let gridField = schema.table(pending.table)?.gridField { declared.insert(gridField) }
-                    for (fieldN, current) in survivors where !current.isEmpty {
+                    for fieldN in Set(survivors.map(\.fieldN)) {
+                        let current = MergeSession.survivors(of: fieldN, in: survivors)
                         let field = try session.name(fieldN)
                         if declared.contains(field) { continue }
                         let replaces = try current.map { Dot(device: try session.deviceID($0.deviceN), seq: $0.seq, index: $0.index) }

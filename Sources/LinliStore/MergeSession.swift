@@ -32,35 +32,30 @@ final class MergeSession {
     }
 
     /// One survivor as stored: the dot's device is the local device number.
-    struct Stored {
-        var deviceN: Int64
-        var seq: UInt64
-        var index: UInt32
-        var hlc: UInt64
-        var value: Value
-    }
+    typealias Stored = StoredSurvivor
 
     private lazy var insertLog = prepare("""
         INSERT INTO linli_log (device_n, seq, hash, hlc, user, scope, schema_version, key_id, received_at, envelope)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """)
-    private lazy var selectRowScope = prepare("SELECT scope_n FROM linli_row WHERE table_n = ? AND row = ?")
-    private lazy var insertRowScope = prepare("INSERT INTO linli_row (table_n, row, scope_n) VALUES (?, ?, ?)")
-    private lazy var selectSurvivors = prepare(
-        "SELECT field_n, device_n, seq, idx, hlc, kind, value FROM linli_field WHERE table_n = ? AND row = ?")
-    private lazy var insertSurvivor = prepare("""
-        INSERT INTO linli_field (table_n, row, field_n, device_n, seq, idx, hlc, kind, value)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    private lazy var selectRow = prepare("SELECT scope_n, state FROM linli_row_state WHERE table_n = ? AND row = ?")
+    private lazy var upsertRow = prepare("""
+        INSERT INTO linli_row_state (table_n, row, scope_n, state) VALUES (?, ?, ?, ?)
+        ON CONFLICT (table_n, row) DO UPDATE SET state = excluded.state
         """)
-    private lazy var deleteSurvivor = prepare(
-        "DELETE FROM linli_field WHERE table_n = ? AND row = ? AND field_n = ? AND device_n = ? AND seq = ?")
     private lazy var insertReplacedEarly = prepare(
         "INSERT OR IGNORE INTO linli_replaced_early (device_n, seq, idx, table_n, row, field_n) VALUES (?, ?, ?, ?, ?, ?)")
+    private lazy var probeReplacedEarly = prepare("SELECT 1 FROM linli_replaced_early WHERE device_n = ? AND seq = ? LIMIT 1")
     private lazy var takeReplacedEarly = prepare("""
         DELETE FROM linli_replaced_early
         WHERE device_n = ? AND seq = ? AND idx = ? AND table_n = ? AND row = ? AND field_n = ? RETURNING 1
         """)
+    private lazy var savepoint = prepare("SAVEPOINT linli_merge")
+    private lazy var release = prepare("RELEASE linli_merge")
+    private lazy var rollback = prepare("ROLLBACK TO linli_merge")
     private var viewStatements: [String: RawStatement] = [:]
+    /// Devices with change sets waiting in `linli_held`.
+    private(set) var devicesWithHeld: Set<DeviceID>
     private var preparationError: LinliError?
 
     init(_ db: Database, schema: Schema, now: UInt64) throws {
@@ -69,6 +64,7 @@ final class MergeSession {
         self.now = now
         forked = Set(try Data.fetchAll(db, sql: "SELECT device FROM linli_forked_device").compactMap { DeviceID(bytes: $0) })
         replacedEarlyCount = try Int64.fetchOne(db, sql: "SELECT count(*) FROM linli_replaced_early") ?? 0
+        devicesWithHeld = Set(try Data.fetchAll(db, sql: "SELECT DISTINCT device FROM linli_held").compactMap { DeviceID(bytes: $0) })
         hlcMax = UInt64(try Int64.fetchOne(db, sql: "SELECT value FROM linli_meta WHERE key = 'hlc'") ?? 0)
     }
 
@@ -142,6 +138,8 @@ final class MergeSession {
 
     func isForked(_ device: DeviceID) -> Bool { forked.contains(device) }
 
+    func noteHeld(_ device: DeviceID) { devicesWithHeld.insert(device) }
+
     func markForked(_ device: DeviceID, seq: UInt64, message: String) throws {
         forked.insert(device)
         try db.execute(
@@ -154,8 +152,10 @@ final class MergeSession {
         try Data.fetchOne(db, sql: "SELECT hash FROM linli_log WHERE device_n = ? AND seq = ?", arguments: [deviceN, Int64(seq)])
     }
 
-    /// Writes the heads changed in this session. Call once, before commit.
+    /// Writes what the session holds back (rows, heads, clock). Call once,
+    /// before commit.
     func finish() throws {
+        try flushRows(evict: true)
         for deviceN in dirtyHeads {
             guard let head = heads[deviceN] else { continue }
             try db.execute(
@@ -179,7 +179,9 @@ final class MergeSession {
         if let preparationError { throw preparationError }
         let header = signed.header
         let deviceN = try deviceNumber(header.device)
-        try db.execute(sql: "SAVEPOINT linli_merge")
+        try savepoint!.run()
+        var undo: [RowKey: CachedRow?] = [:]
+        let replacedEarlyBefore = replacedEarlyCount
         do {
             var position: Int64 = 0
             if log {
@@ -197,10 +199,13 @@ final class MergeSession {
                 try statement.run()
                 position = db.lastInsertedRowID
             }
-            let scopeN = try nameNumber(header.scope.description)
+            let scopeText = header.scope.description
+            let scopeN = try nameNumber(scopeText)
+            let checkReplacedEarly = try hasReplacedEarly(deviceN: deviceN, seq: header.seq)
             var index: UInt32 = 0
             for row in signed.changeSet.rows {
-                try mergeRow(row, header: header, deviceN: deviceN, scopeN: scopeN, firstIndex: index)
+                try mergeRow(row, header: header, deviceN: deviceN, scopeN: scopeN, scopeText: scopeText, firstIndex: index,
+                             checkReplacedEarly: checkReplacedEarly, undo: &undo)
                 index += UInt32(row.writes.count)
             }
             heads[deviceN] = Head(seq: header.seq, hash: signed.hash)
@@ -208,53 +213,43 @@ final class MergeSession {
             if header.hlc.rawValue > hlcMax, header.hlc.milliseconds <= now + Limits.clockDriftMillisecondsMax {
                 hlcMax = header.hlc.rawValue
             }
-            try db.execute(sql: "RELEASE linli_merge")
+            try release!.run()
+            if rows.count > Limits.cachedRowsMax { try flushRows(evict: true) }
             return position
         } catch {
-            try db.execute(sql: "ROLLBACK TO linli_merge")
-            try db.execute(sql: "RELEASE linli_merge")
+            try rollback!.run()
+            try release!.run()
+            for (key, previous) in undo { rows[key] = previous }
+            replacedEarlyCount = replacedEarlyBefore
             throw error
         }
     }
 
-    private func mergeRow(_ row: RowChange, header: ChangeSetHeader, deviceN: Int64, scopeN: Int64, firstIndex: UInt32) throws {
+    private func mergeRow(
+        _ row: RowChange, header: ChangeSetHeader, deviceN: Int64, scopeN: Int64, scopeText: String, firstIndex: UInt32,
+        checkReplacedEarly: Bool, undo: inout [RowKey: CachedRow?]
+    ) throws {
         let tableN = try nameNumber(row.table)
+        let key = RowKey(tableN: tableN, row: row.row)
+        let cached = try cachedRow(key)
+        if undo[key] == nil { undo[key] = .some(rows[key]) }
+        var survivors = cached.survivors
+        let existingScope = cached.scopeN
         // A row belongs to the scope of the change set that first wrote it.
-        let scopeLookup = selectRowScope!
-        scopeLookup.bind(1, tableN)
-        scopeLookup.bind(2, row.row)
-        let existingScope: Int64? = try scopeLookup.step() ? scopeLookup.int64(0) : nil
-        scopeLookup.reset()
-        if let existingScope {
-            guard existingScope == scopeN else {
-                throw LinliError(
-                    .outOfScope,
-                    "record \(row.table) \(row.row.hex) belongs to \(try name(existingScope)); a change set for \(header.scope) cannot change it")
-            }
-        } else {
-            let insert = insertRowScope!
-            insert.bind(1, tableN)
-            insert.bind(2, row.row)
-            insert.bind(3, scopeN)
-            try insert.run()
+        if let existingScope, existingScope != scopeN {
+            throw LinliError(
+                .outOfScope,
+                "record \(row.table) \(row.row.hex) belongs to \(try name(existingScope)); a change set for \(header.scope) cannot change it")
         }
-
-        var survivors = try loadSurvivors(tableN: tableN, row: row.row)
         var index = firstIndex
         for write in row.writes {
             let fieldN = try nameNumber(write.field)
-            var list = survivors[fieldN] ?? []
             for replaced in write.replaces {
                 let replacedN = try deviceNumber(replaced.device)
-                if let position = list.firstIndex(where: { $0.deviceN == replacedN && $0.seq == replaced.seq && $0.index == replaced.index }) {
-                    list.remove(at: position)
-                    let delete = deleteSurvivor!
-                    delete.bind(1, tableN)
-                    delete.bind(2, row.row)
-                    delete.bind(3, fieldN)
-                    delete.bind(4, replacedN)
-                    delete.bind(5, replaced.seq)
-                    try delete.run()
+                if let position = survivors.firstIndex(where: {
+                    $0.fieldN == fieldN && $0.deviceN == replacedN && $0.seq == replaced.seq && $0.index == replaced.index
+                }) {
+                    survivors.remove(at: position)
                 } else if replaced.seq > (try head(replacedN)).seq {
                     // Replaced before its own write arrived: remember, so
                     // that write never becomes a survivor of this field.
@@ -269,27 +264,88 @@ final class MergeSession {
                     replacedEarlyCount += 1
                 }
             }
-            if try !wasReplacedEarly(deviceN: deviceN, seq: header.seq, index: index, tableN: tableN, row: row.row, fieldN: fieldN) {
-                let stored = Stored(deviceN: deviceN, seq: header.seq, index: index, hlc: header.hlc.rawValue, value: write.value)
-                list.append(stored)
-                let insert = insertSurvivor!
-                insert.bind(1, tableN)
-                insert.bind(2, row.row)
-                insert.bind(3, fieldN)
-                insert.bind(4, deviceN)
-                insert.bind(5, header.seq)
-                insert.bind(6, Int64(index))
-                insert.bind(7, header.hlc.rawValue)
-                insert.bind(8, Int64(write.value.kindTag))
-                insert.bind(9, write.value)
-                try insert.run()
+            if try !checkReplacedEarly || !wasReplacedEarly(deviceN: deviceN, seq: header.seq, index: index, tableN: tableN, row: row.row, fieldN: fieldN) {
+                survivors.append(Stored(fieldN: fieldN, deviceN: deviceN, seq: header.seq, index: index, hlc: header.hlc.rawValue, value: write.value))
             }
-            survivors[fieldN] = list
             index += 1
         }
-        if let table = schema.table(row.table) {
-            try updateView(table, row: row.row, scope: header.scope.description, survivors: survivors)
+        rows[key] = CachedRow(table: row.table, survivors: survivors, scopeN: existingScope ?? scopeN, dirty: true)
+    }
+
+    // MARK: Row cache
+
+    /// A row of a table, by this replica's table number and the row id;
+    /// ordered as the `linli_row_state` index orders them.
+    struct RowKey: Hashable, Comparable {
+        let tableN: Int64
+        let row: RowID
+        static func < (lhs: RowKey, rhs: RowKey) -> Bool { (lhs.tableN, lhs.row) < (rhs.tableN, rhs.row) }
+    }
+
+    struct CachedRow {
+        let table: String
+        var survivors: [Stored]
+        /// Nil for a row this replica has never seen.
+        var scopeN: Int64?
+        var dirty: Bool
+    }
+
+    /// Row states read or merged in this transaction, written back by
+    /// ``flushRows(evict:)`` in key order: merging a batch touches each
+    /// row's index pages once and in order, rather than at random.
+    private var rows: [RowKey: CachedRow] = [:]
+
+    private func cachedRow(_ key: RowKey) throws -> CachedRow {
+        if let cached = rows[key] { return cached }
+        let (survivors, scopeN) = try loadRow(tableN: key.tableN, row: key.row)
+        let cached = CachedRow(table: try name(key.tableN), survivors: survivors, scopeN: scopeN, dirty: false)
+        rows[key] = cached
+        return cached
+    }
+
+    /// Survivors of a row as this transaction sees them.
+    func survivors(table: String, row: RowID) throws -> [Stored] {
+        try cachedRow(RowKey(tableN: try nameNumber(table), row: row)).survivors
+    }
+
+    /// Reads the rows a batch will touch, in key order.
+    func preload(_ touched: [(table: String, row: RowID)]) throws {
+        var keys: [RowKey] = []
+        keys.reserveCapacity(touched.count)
+        for (table, row) in touched where schema.table(table) != nil {
+            keys.append(RowKey(tableN: try nameNumber(table), row: row))
         }
+        for key in Set(keys).sorted().prefix(Limits.cachedRowsMax) { _ = try cachedRow(key) }
+    }
+
+    /// Writes changed rows and their views, in key order.
+    func flushRows(evict: Bool) throws {
+        let upsert = upsertRow!
+        for key in rows.keys.sorted() {
+            guard let cached = rows[key], cached.dirty, let scopeN = cached.scopeN else { continue }
+            upsert.bind(1, key.tableN)
+            upsert.bind(2, key.row)
+            upsert.bind(3, scopeN)
+            upsert.bind(4, RowStateCodec.encode(cached.survivors))
+            try upsert.run()
+            if let table = schema.table(cached.table) {
+                try updateView(table, row: key.row, scope: try name(scopeN), survivors: cached.survivors)
+            }
+            rows[key]?.dirty = false
+        }
+        if evict { rows.removeAll(keepingCapacity: true) }
+    }
+
+    /// Whether any write of change set (device, seq) was replaced before it
+    /// arrived; one probe per change set spares one per write.
+    func hasReplacedEarly(deviceN: Int64, seq: UInt64) throws -> Bool {
+        guard replacedEarlyCount > 0 else { return false }
+        let probe = probeReplacedEarly!
+        probe.bind(1, deviceN)
+        probe.bind(2, seq)
+        let found = try probe.step()
+        probe.reset()
+        return found
     }
 
     private func wasReplacedEarly(deviceN: Int64, seq: UInt64, index: UInt32, tableN: Int64, row: RowID, fieldN: Int64) throws -> Bool {
@@ -307,57 +363,71 @@ final class MergeSession {
         return found
     }
 
-    func loadSurvivors(tableN: Int64, row: RowID) throws -> [Int64: [Stored]] {
-        let select = selectSurvivors!
+    /// The survivors of every field of a row, and the scope it belongs to
+    /// (nil for a row this replica has not seen).
+    func loadRow(tableN: Int64, row: RowID) throws -> (survivors: [Stored], scopeN: Int64?) {
+        let select = selectRow!
         select.bind(1, tableN)
         select.bind(2, row)
-        var survivors: [Int64: [Stored]] = [:]
-        while try select.step() {
-            let stored = Stored(
-                deviceN: select.int64(1), seq: UInt64(select.int64(2)), index: UInt32(select.int64(3)),
-                hlc: UInt64(bitPattern: select.int64(4)), value: select.value(6, kind: select.int64(5)))
-            survivors[select.int64(0), default: []].append(stored)
-        }
-        select.reset()
-        return survivors
+        defer { select.reset() }
+        guard try select.step() else { return ([], nil) }
+        return (try RowStateCodec.decode(select.data(1)), select.int64(0))
     }
 
-    /// The survivor people see: see ``MergeRules/outranks(_:_:)``.
-    func shown(_ list: [Stored]) throws -> Stored? {
-        if list.count <= 1 { return list.first }
-        var best: Stored?
-        var bestSurvivor: Survivor?
-        for stored in list {
-            let survivor = Survivor(
-                dot: Dot(device: try deviceID(stored.deviceN), seq: stored.seq, index: stored.index),
-                hlc: HLCTimestamp(rawValue: stored.hlc), value: stored.value)
-            if bestSurvivor.map({ MergeRules.outranks(survivor, $0) }) ?? true {
-                best = stored
-                bestSurvivor = survivor
-            }
-        }
-        return best
-    }
+    /// The survivors of one field, grouped from a row's survivors.
+    static func survivors(of fieldN: Int64, in all: [Stored]) -> [Stored] { all.filter { $0.fieldN == fieldN } }
 
-    /// Rewrites the view row of `row` from its survivors.
-    func updateView(_ table: TableSchema, row: RowID, scope: String, survivors: [Int64: [Stored]]) throws {
+    /// Rewrites the view row of `row` from its survivors, in one pass over
+    /// them.
+    func updateView(_ table: TableSchema, row: RowID, scope: String, survivors: [Stored]) throws {
         let statement = try viewStatement(table)
-        var conflicts: [String] = []
+        let positions = try fieldPositions(table)
+        let deletedN = try nameNumber(MergeRules.deletedField)
+        let deletedPosition = table.fields.count
+        // Per declared field (and `_deleted` last): how many survivors, and
+        // which is shown.
+        var counts = [Int](repeating: 0, count: deletedPosition + 1)
+        var shownAt = [Int](repeating: -1, count: deletedPosition + 1)
         var updated: UInt64 = 0
-        for list in survivors.values { for stored in list where stored.hlc > updated { updated = stored.hlc } }
-        let deleted = try shown(survivors[try nameNumber(MergeRules.deletedField)] ?? [])?.value.boolean ?? false
+        for (offset, stored) in survivors.enumerated() {
+            if stored.hlc > updated { updated = stored.hlc }
+            guard let position = stored.fieldN == deletedN ? deletedPosition : positions[stored.fieldN] else { continue }
+            counts[position] += 1
+            let current = shownAt[position]
+            if current < 0 { shownAt[position] = offset } else if try outranks(stored, survivors[current]) { shownAt[position] = offset }
+        }
+        var conflicts: [String] = []
+        if counts[deletedPosition] > 1 { conflicts.append(MergeRules.deletedField) }
+        let deleted = shownAt[deletedPosition] >= 0 ? survivors[shownAt[deletedPosition]].value.boolean ?? false : false
         statement.bind(1, row)
         statement.bind(2, scope)
         statement.bind(3, Int64(deleted ? 1 : 0))
         statement.bind(5, updated)
-        for (offset, field) in table.fields.enumerated() {
-            let list = survivors[try nameNumber(field.name)] ?? []
-            if list.count > 1 { conflicts.append(field.name) }
-            statement.bind(Int32(6 + offset), try shown(list)?.value ?? .null)
+        for position in 0..<deletedPosition {
+            if counts[position] > 1 { conflicts.append(table.fields[position].name) }
+            statement.bind(Int32(6 + position), shownAt[position] >= 0 ? survivors[shownAt[position]].value : .null)
         }
-        if (survivors[try nameNumber(MergeRules.deletedField)]?.count ?? 0) > 1 { conflicts.insert(MergeRules.deletedField, at: 0) }
         if conflicts.isEmpty { statement.bindNull(4) } else { statement.bind(4, conflicts.joined(separator: ",")) }
         try statement.run()
+    }
+
+    /// ``MergeRules/outranks(_:_:)`` for stored survivors.
+    private func outranks(_ lhs: Stored, _ rhs: Stored) throws -> Bool {
+        if lhs.hlc != rhs.hlc { return lhs.hlc > rhs.hlc }
+        if lhs.deviceN != rhs.deviceN { return try deviceID(lhs.deviceN) > deviceID(rhs.deviceN) }
+        if lhs.seq != rhs.seq { return lhs.seq > rhs.seq }
+        return lhs.index > rhs.index
+    }
+
+    /// Positions of a declared table's fields by field number.
+    private var declaredFieldPositions: [String: [Int64: Int]] = [:]
+
+    private func fieldPositions(_ table: TableSchema) throws -> [Int64: Int] {
+        if let positions = declaredFieldPositions[table.name] { return positions }
+        var positions: [Int64: Int] = [:]
+        for (offset, field) in table.fields.enumerated() { positions[try nameNumber(field.name)] = offset }
+        declaredFieldPositions[table.name] = positions
+        return positions
     }
 
     private func viewStatement(_ table: TableSchema) throws -> RawStatement {

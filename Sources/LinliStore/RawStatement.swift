@@ -53,6 +53,12 @@ final class RawStatement {
         }
     }
 
+    func bind(_ index: Int32, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            _ = sqlite3_bind_blob(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(raw.count), Self.transient)
+        }
+    }
+
     func bind(_ index: Int32, _ id: ID128) {
         var big = (id.high.bigEndian, id.low.bigEndian)
         withUnsafeBytes(of: &big) { bytes in

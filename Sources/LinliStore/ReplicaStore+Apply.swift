@@ -9,22 +9,40 @@ extension ReplicaStore {
     /// Offers change sets to the replica, in order, and says what became of
     /// each.
     ///
-    /// Decoding and signature checks run in parallel first; then one write
-    /// transaction per batch of ``Limits/changeSetsPerBatchMax`` checks each
-    /// change set's chain position, schema and scope and merges it inside a
-    /// savepoint. A refusal never aborts the batch: the refused bytes go to
-    /// `linli_quarantine` with the reason, and the others are merged. Only
-    /// a storage failure throws, and then nothing of the batch is kept.
+    /// Work goes in batches of ``Limits/changeSetsPerBatchMax``. Decoding
+    /// and signature checks of a batch run in parallel, and overlap the
+    /// merge of the batch before it; then one write transaction per batch
+    /// checks each change set's chain position, schema and scope and merges
+    /// it inside a savepoint. A refusal never aborts the batch: the refused
+    /// bytes go to `linli_quarantine` with the reason, and the others are
+    /// merged. Only a storage failure throws, and then nothing of that batch
+    /// is kept (earlier batches are).
     ///
     /// Offering the same bytes again is a no-op (`duplicate`).
     public func apply(_ envelopes: [Data], policy: ApplyPolicy = .replica) throws -> [ApplyOutcome] {
-        var outcomes: [ApplyOutcome] = []
-        outcomes.reserveCapacity(envelopes.count)
+        var batches: [[Data]] = []
         var start = 0
         while start < envelopes.count {
             let end = min(start + Limits.changeSetsPerBatchMax, envelopes.count)
-            outcomes += try applyBatch(Array(envelopes[start..<end]), policy: policy)
+            batches.append(Array(envelopes[start..<end]))
             start = end
+        }
+        var outcomes: [ApplyOutcome] = []
+        outcomes.reserveCapacity(envelopes.count)
+        guard batches.count > 1 else {
+            for batch in batches { outcomes += try commitBatch(try prepareBatch(batch), policy: policy) }
+            return outcomes
+        }
+        // Pipeline: prepare batch k+1 on another thread while batch k merges.
+        let first = batches[0]
+        var pending = Pending { try self.prepareBatch(first) }
+        for index in batches.indices {
+            let prepared = try pending.wait()
+            if index + 1 < batches.count {
+                let next = batches[index + 1]
+                pending = Pending { try self.prepareBatch(next) }
+            }
+            outcomes += try commitBatch(prepared, policy: policy)
         }
         return outcomes
     }
@@ -40,14 +58,18 @@ extension ReplicaStore {
         case invalid(LinliError)
     }
 
-    private func applyBatch(_ envelopes: [Data], policy: ApplyPolicy) throws -> [ApplyOutcome] {
-        let profile = PhaseClock()
-        defer { profile.report() }
+    /// A batch decoded and with its signatures checked, ready to merge.
+    struct PreparedBatch: Sendable {
+        let envelopes: [Data]
+        let decoded: [Result<SignedChangeSet, LinliError>]
+        let verifications: [Verification]
+    }
+
+    private func prepareBatch(_ envelopes: [Data]) throws -> PreparedBatch {
         // 1. Decode, in parallel.
         let decoded = ParallelMap.run(envelopes) { envelope -> Result<SignedChangeSet, LinliError> in
             do throws(LinliError) { return .success(try SignedChangeSet(envelope: envelope)) } catch { return .failure(error) }
         }
-        profile.mark("decode")
         // 2. Keys of the devices named, then signatures, in parallel.
         let devices = decoded.compactMap { try? $0.get().header.device }
         let keys = try run { try writer.read { db in try Self.loadKeys(db, devices: devices) } }
@@ -55,13 +77,20 @@ extension ReplicaStore {
             guard case .success(let signed) = item else { return .unknownKey }
             return Self.verify(signed, keys: keys[signed.header.device] ?? [])
         }
-        profile.mark("verify")
+        return PreparedBatch(envelopes: envelopes, decoded: decoded, verifications: verifications)
+    }
+
+    private func commitBatch(_ prepared: PreparedBatch, policy: ApplyPolicy) throws -> [ApplyOutcome] {
+        let (envelopes, decoded, verifications) = (prepared.envelopes, prepared.decoded, prepared.verifications)
         // 3. Chain, schema, scope and merge, in one transaction.
         let now = clock()
-        defer { profile.mark("merge") }
         return try run {
             try writer.write { db in
                 let session = try MergeSession(db, schema: schema, now: now)
+                try session.preload(decoded.flatMap { item -> [(table: String, row: RowID)] in
+                    guard case .success(let signed) = item else { return [] }
+                    return signed.changeSet.rows.map { ($0.table, $0.row) }
+                })
                 var outcomes: [ApplyOutcome] = []
                 outcomes.reserveCapacity(envelopes.count)
                 for (offset, item) in decoded.enumerated() {
@@ -134,6 +163,7 @@ extension ReplicaStore {
             try db.execute(
                 sql: "INSERT OR IGNORE INTO linli_held (device, seq, hash, received_at, envelope) VALUES (?, ?, ?, ?, ?)",
                 arguments: [header.device.data, Int64(header.seq), signed.hash, Int64(now), signed.envelope])
+            session.noteHeld(header.device)
             return .held(missingFrom: head.seq + 1)
         }
         guard header.prev == head.hash else {
@@ -152,6 +182,7 @@ extension ReplicaStore {
 
     /// Merges change sets that were waiting for the one just merged.
     private func releaseHeld(after signed: SignedChangeSet, session: MergeSession, policy: ApplyPolicy, now: UInt64) throws {
+        guard session.devicesWithHeld.contains(signed.header.device) else { return }
         let db = session.db
         var next = signed.header.seq + 1
         while true {
@@ -242,24 +273,22 @@ extension ReplicaStore {
     }
 }
 
-/// Phase timings of `apply`, printed to standard error when the
-/// environment variable `LINLI_PROFILE` is set; free otherwise.
-final class PhaseClock {
-    static let enabled = ProcessInfo.processInfo.environment["LINLI_PROFILE"] != nil
-    nonisolated(unsafe) static var totals: [String: UInt64] = [:]
-    private var last = DispatchTime.now().uptimeNanoseconds
+/// A value computed on another thread, waited for once.
+final class Pending<T: Sendable>: @unchecked Sendable {
+    // Written once by the worker before `done` is signalled, read once after.
+    private var result: Result<T, any Error>?
+    private let done = DispatchSemaphore(value: 0)
 
-    func mark(_ phase: String) {
-        guard Self.enabled else { return }
-        let now = DispatchTime.now().uptimeNanoseconds
-        Self.totals[phase, default: 0] += now - last
-        last = now
+    init(_ work: @escaping @Sendable () throws -> T) {
+        DispatchQueue.global(qos: .userInitiated).async {
+            self.result = Result { try work() }
+            self.done.signal()
+        }
     }
 
-    func report() {
-        guard Self.enabled else { return }
-        let text = Self.totals.sorted { $0.key < $1.key }.map { "\($0.key) \(Double($0.value) / 1e9)s" }.joined(separator: ", ")
-        FileHandle.standardError.write(Data("[linli apply] \(text)\n".utf8))
+    func wait() throws -> T {
+        done.wait()
+        return try result!.get()
     }
 }
 

@@ -25,43 +25,53 @@ extension ReplicaStore {
         }
     }
 
-    private struct FieldEntry {
+    struct FieldEntry {
         let table: String
         let row: RowID
         let field: String
-        let dot: Dot
-        let hlc: UInt64
-        let value: Value
+        let survivor: Survivor
     }
 
-    private func hashFieldState(_ db: Database, into hasher: Blake2b256) throws {
+    /// Every survivor of the replica, with names and device ids in place of
+    /// this replica's own numbers. Reads the whole field state.
+    func allSurvivors(_ db: Database) throws -> [FieldEntry] {
         var names: [Int64: String] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT n, name FROM linli_name") { names[row["n"]] = row["name"] }
         var devices: [Int64: DeviceID] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT n, device FROM linli_device") { devices[row["n"]] = DeviceID(bytes: row["device"] as Data) }
         var entries: [FieldEntry] = []
-        let cursor = try Row.fetchCursor(db, sql: "SELECT table_n, row, field_n, device_n, seq, idx, hlc, kind, value FROM linli_field")
+        let cursor = try Row.fetchCursor(db, sql: "SELECT table_n, row, state FROM linli_row_state")
         while let row = try cursor.next() {
-            guard let table = names[row[0]], let id = RowID(bytes: row[1] as Data), let field = names[row[2]],
-                  let device = devices[row[3]] else {
-                throw LinliError(.storage, "linli_field refers to a name or device this replica does not have; run a rebuild")
+            guard let table = names[row[0]], let id = RowID(bytes: row[1] as Data) else {
+                throw LinliError(.storage, "linli_row_state names a table this replica does not know; run a rebuild")
             }
-            entries.append(FieldEntry(
-                table: table, row: id, field: field, dot: Dot(device: device, seq: UInt64(row[4] as Int64), index: UInt32(row[5] as Int64)),
-                hlc: UInt64(bitPattern: row[6]), value: Self.value(row[8], kind: row[7])))
+            for stored in try RowStateCodec.decode(row[2] as Data) {
+                guard let field = names[stored.fieldN], let device = devices[stored.deviceN] else {
+                    throw LinliError(.storage, "a row state names a field or device this replica does not know; run a rebuild")
+                }
+                entries.append(FieldEntry(
+                    table: table, row: id, field: field,
+                    survivor: Survivor(dot: Dot(device: device, seq: stored.seq, index: stored.index),
+                                       hlc: HLCTimestamp(rawValue: stored.hlc), value: stored.value)))
+            }
         }
-        entries.sort { ($0.table, $0.row, $0.field, $0.dot) < ($1.table, $1.row, $1.field, $1.dot) }
+        return entries
+    }
+
+    private func hashFieldState(_ db: Database, into hasher: Blake2b256) throws {
+        var entries = try allSurvivors(db)
+        entries.sort { ($0.table, $0.row, $0.field, $0.survivor.dot) < ($1.table, $1.row, $1.field, $1.survivor.dot) }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 16)
         for entry in entries {
             CanonicalEncoding.append(entry.table, to: &buffer)
             CanonicalEncoding.append(entry.row, to: &buffer)
             CanonicalEncoding.append(entry.field, to: &buffer)
-            CanonicalEncoding.append(entry.dot.device, to: &buffer)
-            CanonicalEncoding.append(entry.dot.seq, to: &buffer)
-            CanonicalEncoding.append(entry.dot.index, to: &buffer)
-            CanonicalEncoding.append(entry.hlc, to: &buffer)
-            CanonicalEncoding.append(entry.value, to: &buffer)
+            CanonicalEncoding.append(entry.survivor.dot.device, to: &buffer)
+            CanonicalEncoding.append(entry.survivor.dot.seq, to: &buffer)
+            CanonicalEncoding.append(entry.survivor.dot.index, to: &buffer)
+            CanonicalEncoding.append(entry.survivor.hlc.rawValue, to: &buffer)
+            CanonicalEncoding.append(entry.survivor.value, to: &buffer)
             if buffer.count > 60_000 {
                 hasher.update(buffer)
                 buffer.removeAll(keepingCapacity: true)
@@ -102,8 +112,7 @@ extension ReplicaStore {
         try run {
             try writer.write { db in
                 try db.execute(sql: """
-                    DELETE FROM linli_field; DELETE FROM linli_replaced_early;
-                    DELETE FROM linli_row; DELETE FROM linli_head;
+                    DELETE FROM linli_row_state; DELETE FROM linli_replaced_early; DELETE FROM linli_head;
                     """)
                 for table in schema.tables { try db.execute(sql: "DELETE FROM \(StoreSchema.quoted(table.name))") }
                 let session = try MergeSession(db, schema: schema, now: now)
@@ -124,17 +133,9 @@ extension ReplicaStore {
     public func fieldState() throws -> [MemoryFieldState.Key: [Survivor]] {
         try run {
             try writer.read { db in
-                var names: [Int64: String] = [:]
-                for row in try Row.fetchAll(db, sql: "SELECT n, name FROM linli_name") { names[row["n"]] = row["name"] }
-                var devices: [Int64: DeviceID] = [:]
-                for row in try Row.fetchAll(db, sql: "SELECT n, device FROM linli_device") { devices[row["n"]] = DeviceID(bytes: row["device"] as Data) }
                 var state: [MemoryFieldState.Key: [Survivor]] = [:]
-                for row in try Row.fetchAll(db, sql: "SELECT table_n, row, field_n, device_n, seq, idx, hlc, kind, value FROM linli_field") {
-                    guard let table = names[row[0]], let id = RowID(bytes: row[1] as Data), let field = names[row[2]], let device = devices[row[3]] else { continue }
-                    let survivor = Survivor(
-                        dot: Dot(device: device, seq: UInt64(row[4] as Int64), index: UInt32(row[5] as Int64)),
-                        hlc: HLCTimestamp(rawValue: UInt64(bitPattern: row[6])), value: Self.value(row[8], kind: row[7]))
-                    state[MemoryFieldState.Key(table: table, row: id, field: field), default: []].append(survivor)
+                for entry in try allSurvivors(db) {
+                    state[MemoryFieldState.Key(table: entry.table, row: entry.row, field: entry.field), default: []].append(entry.survivor)
                 }
                 return state.mapValues(MergeRules.canonicalOrder)
             }

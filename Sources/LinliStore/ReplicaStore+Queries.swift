@@ -69,23 +69,21 @@ extension ReplicaStore {
 
     /// Survivors of each field of one row, with their authors, shown first.
     func survivorsWithAuthors(_ db: Database, table: String, row: RowID) throws -> [String: [CompetingValue]] {
-        let rows = try Row.fetchAll(db, sql: """
-            SELECT fn.name AS field, d.device, f.seq, f.idx, f.hlc, f.kind, f.value, l.user
-            FROM linli_field f
-            JOIN linli_name tn ON tn.n = f.table_n
-            JOIN linli_name fn ON fn.n = f.field_n
-            JOIN linli_device d ON d.n = f.device_n
-            LEFT JOIN linli_log l ON l.device_n = f.device_n AND l.seq = f.seq
-            WHERE tn.name = ? AND f.row = ?
-            """, arguments: [table, row.data])
+        guard let state = try Data.fetchOne(db, sql: """
+            SELECT r.state FROM linli_row_state r JOIN linli_name t ON t.n = r.table_n WHERE t.name = ? AND r.row = ?
+            """, arguments: [table, row.data]) else { return [:] }
         var grouped: [String: [Survivor]] = [:]
         var users: [Dot: String] = [:]
-        for stored in rows {
-            guard let device = DeviceID(bytes: stored["device"] as Data) else { continue }
-            let dot = Dot(device: device, seq: UInt64(stored["seq"] as Int64), index: UInt32(stored["idx"] as Int64))
-            let value = Self.value(stored["value"], kind: stored["kind"])
-            grouped[stored["field"], default: []].append(Survivor(dot: dot, hlc: HLCTimestamp(rawValue: UInt64(bitPattern: stored["hlc"])), value: value))
-            users[dot] = stored["user"] ?? ""
+        for stored in try RowStateCodec.decode(state) {
+            guard let field = try String.fetchOne(db, sql: "SELECT name FROM linli_name WHERE n = ?", arguments: [stored.fieldN]),
+                  let deviceBytes = try Data.fetchOne(db, sql: "SELECT device FROM linli_device WHERE n = ?", arguments: [stored.deviceN]),
+                  let device = DeviceID(bytes: deviceBytes) else {
+                throw LinliError(.storage, "a row state names a field or device this replica does not know; run a rebuild")
+            }
+            let dot = Dot(device: device, seq: stored.seq, index: stored.index)
+            grouped[field, default: []].append(Survivor(dot: dot, hlc: HLCTimestamp(rawValue: stored.hlc), value: stored.value))
+            users[dot] = try String.fetchOne(
+                db, sql: "SELECT user FROM linli_log WHERE device_n = ? AND seq = ?", arguments: [stored.deviceN, Int64(stored.seq)]) ?? ""
         }
         return grouped.mapValues { list in
             let shown = MergeRules.shown(list)
@@ -179,7 +177,7 @@ extension ReplicaStore {
                     changeSets: try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_log") ?? 0,
                     held: try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_held") ?? 0,
                     quarantined: try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_quarantine") ?? 0,
-                    survivors: try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_field") ?? 0)
+                    survivors: try allSurvivors(db).count)
             }
         }
     }

@@ -15,9 +15,8 @@ import LinliCore
 /// | `linli_forked_device` | devices whose history forked | no |
 /// | `linli_device_key` | device public keys and the sequence range each is valid for | no |
 /// | `linli_device`, `linli_name` | local numbering of device ids and names | no |
-/// | `linli_field` | survivors of every field | yes |
+/// | `linli_row_state` | per row: its scope, and the survivors of every field (``RowStateCodec``) | yes |
 /// | `linli_replaced_early` | dots replaced before their own write arrived | yes |
-/// | `linli_row` | the scope each row belongs to | yes |
 /// | `linli_head` | the newest applied change set of each device | yes |
 /// | one table per declared table | each field's shown value, `_conflicts` | yes |
 enum StoreSchema {
@@ -82,18 +81,13 @@ enum StoreSchema {
                     public_key BLOB NOT NULL,
                     PRIMARY KEY (device, valid_from_seq)
                 ) STRICT;
-                CREATE TABLE linli_field (
+                CREATE TABLE linli_row_state (
                     table_n INTEGER NOT NULL,
                     row BLOB NOT NULL,
-                    field_n INTEGER NOT NULL,
-                    device_n INTEGER NOT NULL,
-                    seq INTEGER NOT NULL,
-                    idx INTEGER NOT NULL,
-                    hlc INTEGER NOT NULL,
-                    kind INTEGER NOT NULL,
-                    value ANY,
-                    PRIMARY KEY (table_n, row, field_n, device_n, seq)
-                ) STRICT, WITHOUT ROWID;
+                    scope_n INTEGER NOT NULL,
+                    state BLOB NOT NULL,
+                    PRIMARY KEY (table_n, row)
+                ) STRICT;
                 CREATE TABLE linli_replaced_early (
                     device_n INTEGER NOT NULL,
                     seq INTEGER NOT NULL,
@@ -102,12 +96,6 @@ enum StoreSchema {
                     row BLOB NOT NULL,
                     field_n INTEGER NOT NULL,
                     PRIMARY KEY (device_n, seq, idx, table_n, row, field_n)
-                ) STRICT, WITHOUT ROWID;
-                CREATE TABLE linli_row (
-                    table_n INTEGER NOT NULL,
-                    row BLOB NOT NULL,
-                    scope_n INTEGER NOT NULL,
-                    PRIMARY KEY (table_n, row)
                 ) STRICT, WITHOUT ROWID;
                 """)
         }
@@ -138,7 +126,6 @@ enum StoreSchema {
             columns += table.fields.map { "\(quoted($0.name)) \(columnType($0.type))" }
             try db.execute(sql: "CREATE TABLE \(name) (\(columns.joined(separator: ", ")))")
             try db.execute(sql: "CREATE INDEX \(quoted(table.name + "_conflicts")) ON \(name) (_conflicts) WHERE _conflicts IS NOT NULL")
-            try db.execute(sql: "CREATE INDEX \(quoted(table.name + "_scope")) ON \(name) (_scope)")
         } else {
             let existing = Set(try db.columns(in: table.name).map(\.name))
             for field in table.fields where !existing.contains(field.name) {
