@@ -52,7 +52,8 @@ let package = Package(
         // Fixtures shared by the tests, the simulator and the benchmark.
         .target(
             name: "LinliTesting",
-            dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore"],
+            dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore",
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict),
 
         .executableTarget(
@@ -77,12 +78,14 @@ let package = Package(
         .testTarget(name: "LinliCryptoTests", dependencies: ["LinliCrypto", "LinliCore"], swiftSettings: strict),
         .testTarget(
             name: "LinliProtocolTests",
-            dependencies: ["LinliProtocol", "LinliCore", "LinliCrypto", "LinliStore", "LinliTesting"],
+            dependencies: ["LinliProtocol", "LinliCore", "LinliCrypto", "LinliStore", "LinliTesting",
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict),
         .testTarget(
             name: "LinliStoreTests",
             dependencies: ["LinliStore", "LinliProtocol", "LinliCore", "LinliCrypto", "LinliTesting",
-                           .product(name: "GRDB", package: "GRDB.swift")],
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict),
     ]
 )

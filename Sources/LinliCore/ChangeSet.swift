@@ -118,6 +118,9 @@ public struct ChangeSet: Hashable, Sendable {
         guard header.seq >= 1 else {
             throw LinliError(.malformed, "change set sequence number 0 is not allowed; chains start at 1")
         }
+        guard header.seq <= Limits.sequenceNumberMax else {
+            throw LinliError(.overLimit, "sequence number \(header.seq) is above sequenceNumberMax (\(Limits.sequenceNumberMax))")
+        }
         if header.seq == 1 {
             guard header.prev.isEmpty else {
                 throw LinliError(.malformed, "the first change set of a device must not name a previous hash")
@@ -143,7 +146,7 @@ public struct ChangeSet: Hashable, Sendable {
             throw LinliError(.overLimit, "the change set has \(writes) writes; writesPerChangeSetMax is \(Limits.writesPerChangeSetMax)",
                              hint: "split the edit into several change sets")
         }
-        var seenFields = Set<FieldKey>()
+        var seenFields = Set<TableFieldKey>()
         for row in rows {
             try Self.checkName(row.table, what: "table")
             guard !row.writes.isEmpty else {
@@ -151,7 +154,7 @@ public struct ChangeSet: Hashable, Sendable {
             }
             for write in row.writes {
                 try Self.checkName(write.field, what: "field")
-                guard seenFields.insert(FieldKey(row: row.row, field: write.field)).inserted else {
+                guard seenFields.insert(TableFieldKey(table: row.table, row: row.row, field: write.field)).inserted else {
                     throw LinliError(.malformed, "field \(row.table).\(write.field) of row \(row.row.hex) is written twice in one change set")
                 }
                 guard write.value.byteCount <= Limits.valueBytesMax else {
@@ -159,6 +162,9 @@ public struct ChangeSet: Hashable, Sendable {
                 }
                 guard write.replaces.count <= Limits.replacedDotsPerWriteMax else {
                     throw LinliError(.overLimit, "a write to \(row.table).\(write.field) replaces \(write.replaces.count) values; replacedDotsPerWriteMax is \(Limits.replacedDotsPerWriteMax)")
+                }
+                for dot in write.replaces where dot.seq > Limits.sequenceNumberMax {
+                    throw LinliError(.overLimit, "a write to \(row.table).\(write.field) replaces a dot with sequence number \(dot.seq), above sequenceNumberMax")
                 }
                 for dot in write.replaces where dot.device == header.device && dot.seq >= header.seq {
                     throw LinliError(.malformed, "a write to \(row.table).\(write.field) replaces \(dot), which is not older than its own change set \(header.seq)")
@@ -172,6 +178,12 @@ public struct ChangeSet: Hashable, Sendable {
             throw LinliError(.malformed, "a \(what) name must have 1 to \(Limits.nameBytesMax) bytes, got \(name.utf8.count)")
         }
     }
+}
+
+private struct TableFieldKey: Hashable {
+    let table: String
+    let row: RowID
+    let field: String
 }
 
 /// A field of a row: the unit that holds a multi-value register.

@@ -24,6 +24,10 @@ public enum Limits {
     /// Longest scope string, in bytes.
     public static let scopeBytesMax = 128
 
+    /// Largest sequence number a change set may carry, or name in a
+    /// replaced dot: sequence numbers are stored as signed 64-bit integers.
+    public static let sequenceNumberMax: UInt64 = UInt64(Int64.max)
+
     // MARK: Clocks
 
     /// How far ahead of the receiver's own clock a change set's time may be

@@ -31,19 +31,25 @@ public enum Scope: Hashable, Sendable, Comparable, CustomStringConvertible {
             let grid = String(text.dropFirst(5))
             guard Scope.isValidGridName(grid) else { return nil }
             self = .grid(grid)
-        } else if text.hasPrefix("kiosk:"), let device = DeviceID(hex: String(text.dropFirst(6))) {
+        } else if text.hasPrefix("kiosk:"), let device = DeviceID(hex: String(text.dropFirst(6))),
+                  device.hex == text.dropFirst(6) {
+            // Only the canonical lowercase form: one scope, one spelling.
             self = .kiosk(device)
         } else {
             return nil
         }
     }
 
-    /// Grid names are short identifiers: letters, digits, `-`, `_` and `.`.
+    /// Grid names are short ASCII identifiers: letters, digits, `-`, `_`
+    /// and `.`, 1 to 64 of them. (ASCII, so every implementation and every
+    /// Unicode version agrees on what is valid; the people-facing grid name,
+    /// in Chinese, is a label elsewhere.)
     public static func isValidGridName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 64
-            && name.unicodeScalars.allSatisfy { scalar in
-                scalar.properties.isAlphabetic || ("0"..."9").contains(scalar)
-                    || scalar == "-" || scalar == "_" || scalar == "."
+            && name.utf8.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
             }
     }
 

@@ -54,7 +54,8 @@ public final class SecretBytes: @unchecked Sendable {
         self.count = count
     }
 
-    /// Copies `bytes` in, then wipes `bytes` where the caller lets us.
+    /// Copies `bytes` into guarded memory. The caller's copy is the
+    /// caller's to wipe (see ``wipe(_:)``).
     public convenience init(copying bytes: Data) {
         self.init(count: bytes.count)
         bytes.withUnsafeBytes { source in

@@ -97,8 +97,18 @@ public struct SignedChangeSet: Sendable, Hashable {
 }
 
 /// Conversion between the generated protobuf types and the core model.
-enum ChangeSetWire {
+public enum ChangeSetWire {
     static func model(from wire: Linli_V1_ChangeSet) throws(LinliError) -> ChangeSet {
+        // The format first: a later format may lay out everything else anew.
+        guard wire.format == ChangeSetHeader.currentFormat else {
+            throw LinliError(
+                .unsupportedFormat,
+                "change set format \(wire.format) is not understood (this replica reads format \(ChangeSetHeader.currentFormat))",
+                hint: "update this replica's software")
+        }
+        guard wire.scope.utf8.count <= Limits.scopeBytesMax else {
+            throw LinliError(.overLimit, "the scope has \(wire.scope.utf8.count) bytes; scopeBytesMax is \(Limits.scopeBytesMax)")
+        }
         guard let device = DeviceID(bytes: wire.device) else {
             throw LinliError(.malformed, "the device id must be 16 bytes, not \(wire.device.count)")
         }
@@ -143,7 +153,7 @@ enum ChangeSetWire {
         }
     }
 
-    static func message(from changeSet: ChangeSet) -> Linli_V1_ChangeSet {
+    public static func message(from changeSet: ChangeSet) -> Linli_V1_ChangeSet {
         var wire = Linli_V1_ChangeSet()
         let header = changeSet.header
         wire.format = header.format

@@ -41,6 +41,7 @@ public final class ReplicaStore: Sendable {
             try db.execute(sql: ReplicaStore.tuningPragmas)
         }
         configuration.busyMode = .timeout(10)
+        let viewsChanged: Bool
         do {
             if let path {
                 writer = try DatabasePool(path: path, configuration: configuration)
@@ -48,8 +49,13 @@ public final class ReplicaStore: Sendable {
                 writer = try DatabaseQueue(configuration: configuration)
             }
             try StoreSchema.migrator().migrate(writer)
-            try writer.write { db in
-                for table in schema.tables { try StoreSchema.ensureView(db, table) }
+            viewsChanged = try writer.write { db in
+                var changed = false
+                for table in schema.tables where try StoreSchema.ensureView(db, table) { changed = true }
+                // A new table or field may have values kept from newer
+                // change sets; they show once the views are derived again.
+                let hasState = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM linli_row_state)") ?? false
+                return changed && hasState
             }
         } catch let error as LinliError {
             throw error
@@ -59,6 +65,7 @@ public final class ReplicaStore: Sendable {
         }
         self.schema = schema
         self.clock = clock
+        if viewsChanged { try rebuild() }
     }
 
     /// Page cache and memory-mapped I/O for a replica. The benchmark gives

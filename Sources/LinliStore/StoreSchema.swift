@@ -115,8 +115,10 @@ enum StoreSchema {
     static func quoted(_ identifier: String) -> String { "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 
     /// Creates the view table of `table` if it does not exist, and adds
-    /// columns for fields a newer schema version declares.
-    static func ensureView(_ db: Database, _ table: TableSchema) throws {
+    /// columns for fields a newer schema version declares. Returns whether
+    /// anything changed (then the views must be derived again).
+    @discardableResult
+    static func ensureView(_ db: Database, _ table: TableSchema) throws -> Bool {
         let name = quoted(table.name)
         if try !db.tableExists(table.name) {
             var columns = [
@@ -126,11 +128,14 @@ enum StoreSchema {
             columns += table.fields.map { "\(quoted($0.name)) \(columnType($0.type))" }
             try db.execute(sql: "CREATE TABLE \(name) (\(columns.joined(separator: ", ")))")
             try db.execute(sql: "CREATE INDEX \(quoted(table.name + "_conflicts")) ON \(name) (_conflicts) WHERE _conflicts IS NOT NULL")
-        } else {
-            let existing = Set(try db.columns(in: table.name).map(\.name))
-            for field in table.fields where !existing.contains(field.name) {
-                try db.execute(sql: "ALTER TABLE \(name) ADD COLUMN \(quoted(field.name)) \(columnType(field.type))")
-            }
+            return true
         }
+        let existing = Set(try db.columns(in: table.name).map(\.name))
+        var changed = false
+        for field in table.fields where !existing.contains(field.name) {
+            try db.execute(sql: "ALTER TABLE \(name) ADD COLUMN \(quoted(field.name)) \(columnType(field.type))")
+            changed = true
+        }
+        return changed
     }
 }

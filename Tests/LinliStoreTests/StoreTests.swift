@@ -5,6 +5,7 @@ import LinliCrypto
 import LinliProtocol
 import LinliStore
 import LinliTesting
+import SwiftProtobuf
 import Testing
 
 @Suite struct LocalWriteTests {
@@ -342,5 +343,51 @@ import Testing
         // The chain goes on from where it was.
         let next = try reopened.write(as: alice) { tx in try tx.create("person", ["grid": .text("G1"), "name": .text("y")]) }
         #expect(next.first?.header.seq == 2)
+    }
+}
+
+@Suite struct SchemaUpgradeTests {
+    @Test func valuesKeptFromANewerSchemaShowOnceThisReplicaUpgrades() throws {
+        let folder = Fixtures.TemporaryDirectory()
+        let path = folder.path("replica.sqlite")
+        let alice = Fixtures.identity(1)
+        let row = RowID.random()
+        do {
+            let old = try Fixtures.store(path: path, knowing: [alice])
+            let newer = try Fixtures.signed(alice, seq: 1, prev: Data(), hlc: 1 << 16, rows: [
+                RowChange(table: "person", row: row, writes: [
+                    FieldWrite(field: "grid", value: .text("G1")), FieldWrite(field: "name", value: .text("a")),
+                    FieldWrite(field: "wechat", value: .text("wx123")),
+                ]),
+            ], schemaVersion: 2)
+            #expect(try old.apply([newer]).first?.status == .applied)
+            #expect(try old.row("person", row)?["wechat"] == nil)
+        }
+        var upgraded = Fixtures.schema
+        upgraded.version = 2
+        upgraded.tables[0].fields.append(FieldSchema("wechat", .text, label: "微信"))
+        let store = try ReplicaStore(path: path, schema: upgraded)
+        #expect(try store.row("person", row)?["wechat"] == .text("wx123"))
+        #expect(try store.row("person", row)?["name"] == .text("a"))
+    }
+
+    @Test func aSequenceNumberTooLargeToStoreIsRefusedNotACrash() throws {
+        let alice = Fixtures.identity(1)
+        let store = try Fixtures.store(knowing: [alice])
+        let header = ChangeSetHeader(device: alice.device, keyID: alice.key.publicKey.keyID, seq: 1, prev: Data(),
+                                     hlc: HLCTimestamp(rawValue: 1), user: "a", schemaVersion: 1, scope: .public)
+        var changeSet = ChangeSet(header: header, rows: [RowChange(table: "notice", row: RowID.random(), writes: [FieldWrite(field: "title", value: .text("t"))])])
+        let valid = try SignedChangeSet.sign(changeSet, with: alice.key)
+        changeSet.header.seq = UInt64(Int64.max) + 1
+        #expect(throws: LinliError.self) { try SignedChangeSet.sign(changeSet, with: alice.key) }
+        // The same bytes built by hand (seq is field 4, a varint) are refused.
+        var wire = Linli_V1_ChangeSet(); wire.format = 1; wire.device = alice.device.data; wire.keyID = alice.key.publicKey.keyID
+        wire.seq = UInt64.max; wire.hlc = 1; wire.scope = "public"
+        var rowWire = Linli_V1_RowChange(); rowWire.table = "notice"; rowWire.row = RowID.random().data
+        var write = Linli_V1_FieldWrite(); write.field = "title"; write.value.text = "t"; rowWire.writes = [write]; wire.rows = [rowWire]
+        var envelope = Linli_V1_SignedChangeSet(); envelope.body = try wire.serializedBytes(); envelope.signature = valid.signature
+        let outcome = try #require(try store.apply([try envelope.serializedBytes()]).first)
+        #expect(outcome.error?.code == .overLimit)
+        #expect(try store.quarantined().count == 1)
     }
 }

@@ -1,0 +1,45 @@
+# Linli: set-up and everyday commands.
+#
+#   make demo    three replicas record offline, exchange change sets by file, converge
+#   make test    every test (unit, property, vectors, store); what CI runs
+#   make bench   linli-bench merge --json, release build
+#
+# Each target installs the system libraries it needs when they are missing.
+
+SWIFT ?= swift
+APT_PACKAGES := libsodium-dev libsqlite3-dev pkg-config
+
+.PHONY: all deps build test demo bench vectors clean-demo
+
+all: build
+
+# Installs the C libraries Linli links (through pkg-config) when missing.
+deps:
+	@if ! pkg-config --exists libsodium sqlite3 2>/dev/null; then \
+		echo "installing $(APT_PACKAGES)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+	@pkg-config --exists libsodium sqlite3 || { echo "libsodium and sqlite3 are still missing; install $(APT_PACKAGES)"; exit 1; }
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+demo: deps
+	$(SWIFT) build --product linli-sim
+	$(SWIFT) run linli-sim demo --data demo-data/offline
+
+bench: deps
+	$(SWIFT) build -c release --product linli-bench
+	.build/release/linli-bench merge --json
+
+# Regenerates Protocol/vectors/*.json (reproducible: the same bytes each time).
+vectors: deps
+	$(SWIFT) run linli-sim vectors --out Protocol/vectors
+
+clean-demo:
+	rm -rf demo-data
