@@ -177,8 +177,8 @@ public struct Schema: Codable, Sendable, Hashable {
         var tableNames = Set<String>()
         for table in tables {
             guard Self.isIdentifier(table.name), !table.name.hasPrefix(MergeRules.reservedPrefix),
-                  !table.name.hasPrefix("linli") else {
-                throw LinliError(.invalidInput, "table name \"\(table.name)\" must be a lowercase identifier not starting with _ or linli")
+                  !table.name.hasPrefix("linli"), !table.name.hasPrefix(TrustSchema.reservedPrefix) else {
+                throw LinliError(.invalidInput, "table name \"\(table.name)\" must be a lowercase identifier not starting with _, sys_ or linli")
             }
             guard tableNames.insert(table.name).inserted else {
                 throw LinliError(.invalidInput, "table \(table.name) is declared twice")

@@ -160,7 +160,9 @@ public final class LocalTransaction {
 
     /// The change sets this transaction makes, one per scope, in the order
     /// their scopes were first touched.
-    func makeChangeSets(identity: DeviceIdentity, session: MergeSession, now: UInt64) throws -> [SignedChangeSet] {
+    func makeChangeSets(
+        identity: DeviceIdentity, session: MergeSession, now: UInt64, merge: (SignedChangeSet) throws -> Void
+    ) throws -> [SignedChangeSet] {
         var order: [Scope] = []
         var byScope: [Scope: [PendingRow]] = [:]
         for row in rows {
@@ -201,7 +203,7 @@ public final class LocalTransaction {
                 device: identity.device, keyID: identity.key.publicKey.keyID, seq: head.seq + 1, prev: head.hash,
                 hlc: clock.tick(now: now), user: identity.user, schemaVersion: schema.version, scope: scope)
             let signed = try SignedChangeSet.sign(ChangeSet(header: header, rows: rowChanges), with: identity.key)
-            try session.merge(signed, receivedAt: now)
+            try merge(signed)
             result.append(signed)
         }
         return result
@@ -224,8 +226,24 @@ extension ReplicaStore {
                 if session.isForked(identity.device) {
                     throw LinliError(.deviceQuarantined, "this device is quarantined because its history forked; it cannot record changes until an administrator decides")
                 }
-                let changeSets = try transaction.makeChangeSets(identity: identity, session: session, now: now)
+                // The device's own certificate, when this replica has it,
+                // decides what it may write, before anything is signed.
+                let own = try Self.loadTrust(db, devices: [identity.device])[identity.device]?.keys
+                    .filter { $0.key == identity.key.publicKey }.max { $0.from < $1.from }
+                let changeSets = try transaction.makeChangeSets(identity: identity, session: session, now: now) { signed in
+                    if let own {
+                        try own.role.authorize(scope: signed.header.scope, device: identity.device, grids: own.grids)
+                    }
+                    let header = signed.header
+                    if header.scope == .system {
+                        let key = own ?? KeyEntry(from: 1, key: identity.key.publicKey, role: .authority, grids: [])
+                        try checkTrustRecords(signed, key: key, session: session)
+                    }
+                    try session.merge(signed, receivedAt: now)
+                    if header.scope == .system { try applyTrustRecords(signed, session: session, policy: .replica, now: now) }
+                }
                 try session.finish()
+                if session.needsRebuild { try rebuildDerived(db, now: now) }
                 return changeSets
             }
         }

@@ -54,6 +54,11 @@ final class MergeSession {
     private lazy var release = prepare("RELEASE linli_merge")
     private lazy var rollback = prepare("ROLLBACK TO linli_merge")
     private var viewStatements: [String: RawStatement] = [:]
+    /// Devices whose certificates or revocations changed in this session.
+    var trustChanged: Set<DeviceID> = []
+    /// A revocation removed change sets from the log: the derived state
+    /// must be rebuilt before commit.
+    var needsRebuild = false
     /// Devices with change sets waiting in `linli_held`.
     private(set) var devicesWithHeld: Set<DeviceID>
     private var preparationError: LinliError?
@@ -137,6 +142,15 @@ final class MergeSession {
     }
 
     func isForked(_ device: DeviceID) -> Bool { forked.contains(device) }
+
+    /// Sets a device's head back to the newest change set the log still
+    /// has (after a revocation removed later ones).
+    func resetHead(_ deviceN: Int64) throws {
+        let row = try Row.fetchOne(
+            db, sql: "SELECT seq, hash FROM linli_log WHERE device_n = ? ORDER BY seq DESC LIMIT 1", arguments: [deviceN])
+        heads[deviceN] = row.map { Head(seq: UInt64($0["seq"] as Int64), hash: $0["hash"]) } ?? Head(seq: 0, hash: Data())
+        dirtyHeads.insert(deviceN)
+    }
 
     func noteHeld(_ device: DeviceID) { devicesWithHeld.insert(device) }
 

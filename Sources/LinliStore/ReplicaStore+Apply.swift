@@ -53,7 +53,9 @@ extension ReplicaStore {
     }
 
     enum Verification: Sendable {
-        case valid
+        /// The signature is good; the key and what its certificate grants.
+        case valid(KeyEntry)
+        /// No key known (or not checked yet): check in the transaction.
         case unknownKey
         case invalid(LinliError)
     }
@@ -72,10 +74,10 @@ extension ReplicaStore {
         }
         // 2. Keys of the devices named, then signatures, in parallel.
         let devices = decoded.compactMap { try? $0.get().header.device }
-        let keys = try run { try writer.read { db in try Self.loadKeys(db, devices: devices) } }
+        let trust = try run { try writer.read { db in try Self.loadTrust(db, devices: devices) } }
         let verifications = ParallelMap.run(decoded) { (item: Result<SignedChangeSet, LinliError>) -> Verification in
             guard case .success(let signed) = item else { return .unknownKey }
-            return Self.verify(signed, keys: keys[signed.header.device] ?? [])
+            return Self.verify(signed, trust: trust[signed.header.device] ?? DeviceTrust())
         }
         return PreparedBatch(envelopes: envelopes, decoded: decoded, verifications: verifications)
     }
@@ -105,9 +107,16 @@ extension ReplicaStore {
                     }
                 }
                 try session.finish()
+                if session.needsRebuild { try rebuildDerived(db, now: now) }
                 return outcomes
             }
         }
+    }
+
+    /// Offers a change set again inside a running session (a quarantined
+    /// one whose key has just been certified).
+    func offerAgain(_ signed: SignedChangeSet, session: MergeSession, policy: ApplyPolicy, now: UInt64) throws -> ApplyOutcome.Status {
+        try offer(signed, verification: .unknownKey, session: session, policy: policy, now: now)
     }
 
     /// Decides and carries out what happens to one verified-or-not change set.
@@ -123,11 +132,16 @@ extension ReplicaStore {
         // Signature first: nothing unsigned may touch chains or fork marks.
         var verification = verification
         if case .unknownKey = verification {
-            // The key may have been registered earlier in this batch.
-            verification = Self.verify(signed, keys: try Self.loadKeys(db, devices: [header.device])[header.device] ?? [])
+            // The key may have been certified earlier in this batch.
+            verification = try verifyNow(signed, db: db)
+        } else if session.trustChanged.contains(header.device) {
+            // A certificate or revocation of this device arrived earlier in
+            // this batch, after the parallel check.
+            verification = try verifyNow(signed, db: db)
         }
+        let key: KeyEntry
         switch verification {
-        case .valid: break
+        case .valid(let entry): key = entry
         case .unknownKey:
             return try refuse(LinliError(
                 .unknownKey, "no key of device \(header.device.hex) is known for change set \(header.seq)",
@@ -135,6 +149,7 @@ extension ReplicaStore {
         case .invalid(let error):
             return try refuse(error)
         }
+        do { try key.role.authorize(scope: header.scope, device: header.device, grids: key.grids) } catch { return try refuse(error) }
         if session.isForked(header.device) {
             return try refuse(LinliError(
                 .deviceQuarantined, "device \(header.device.hex) is quarantined because its history forked; its change sets wait for an administrator",
@@ -171,11 +186,15 @@ extension ReplicaStore {
             try session.markForked(header.device, seq: header.seq, message: message)
             return try refuse(LinliError(.brokenChain, message, hint: "the device is quarantined until an administrator decides"))
         }
+        if header.scope == .system {
+            do { try checkTrustRecords(signed, key: key, session: session) } catch let error as LinliError where error.code != .storage { return try refuse(error) }
+        }
         do {
             try session.merge(signed, receivedAt: now)
         } catch let error as LinliError where error.code != .storage {
             return try refuse(error)
         }
+        if header.scope == .system { try applyTrustRecords(signed, session: session, policy: policy, now: now) }
         try releaseHeld(after: signed, session: session, policy: policy, now: now)
         return .applied
     }
@@ -195,7 +214,7 @@ extension ReplicaStore {
             for row in rows {
                 let envelope: Data = row["envelope"]
                 let held = try SignedChangeSet(envelope: envelope)
-                let status = try offer(held, verification: .valid, session: session, policy: policy, now: now)
+                let status = try offer(held, verification: .unknownKey, session: session, policy: policy, now: now)
                 if status == .applied { advanced = true }
             }
             guard advanced else { return }
@@ -203,10 +222,22 @@ extension ReplicaStore {
         }
     }
 
-    static func verify(_ signed: SignedChangeSet, keys: [KeyEntry]) -> Verification {
+    func verifyNow(_ signed: SignedChangeSet, db: Database) throws -> Verification {
+        Self.verify(signed, trust: try Self.loadTrust(db, devices: [signed.header.device])[signed.header.device] ?? DeviceTrust())
+    }
+
+    /// Checks a change set's signature with the key its device's
+    /// certificates make valid at its sequence number (the certificate with
+    /// the greatest first sequence number not above it), after checking the
+    /// device was not revoked before it.
+    static func verify(_ signed: SignedChangeSet, trust: DeviceTrust) -> Verification {
         let header = signed.header
-        let valid = keys.filter { $0.from <= header.seq && ($0.until.map { header.seq <= $0 } ?? true) }
-        guard let entry = valid.max(by: { $0.from < $1.from }) else { return .unknownKey }
+        if let last = trust.lastValidSeq, header.seq > last {
+            return .invalid(LinliError(
+                .revoked, "device \(header.device.hex) was revoked after its change set \(last); change set \(header.seq) is refused",
+                hint: "the change set is kept for review; an administrator decides what becomes of it"))
+        }
+        guard let entry = trust.keys.filter({ $0.from <= header.seq }).max(by: { $0.from < $1.from }) else { return .unknownKey }
         guard entry.key.keyID == header.keyID else {
             return .invalid(LinliError(
                 .badSignature,
@@ -216,7 +247,7 @@ extension ReplicaStore {
             return .invalid(LinliError(
                 .badSignature, "the signature of change set \(header.seq) of device \(header.device.hex) does not match its bytes: it was altered or forged"))
         }
-        return .valid
+        return .valid(entry)
     }
 
     /// Checks writes against the declared schema. Tables and fields this

@@ -109,21 +109,22 @@ extension ReplicaStore {
     /// right; `linli-admin audit` and the tests check exactly that.
     public func rebuild() throws {
         let now = clock()
-        try run {
-            try writer.write { db in
-                try db.execute(sql: """
-                    DELETE FROM linli_row_state; DELETE FROM linli_replaced_early; DELETE FROM linli_head;
-                    """)
-                for table in schema.tables { try db.execute(sql: "DELETE FROM \(StoreSchema.quoted(table.name))") }
-                let session = try MergeSession(db, schema: schema, now: now)
-                let cursor = try Row.fetchCursor(db, sql: "SELECT envelope, received_at FROM linli_log ORDER BY position")
-                while let row = try cursor.next() {
-                    let signed = try SignedChangeSet(envelope: row[0] as Data)
-                    try session.merge(signed, receivedAt: UInt64(row[1] as Int64), log: false)
-                }
-                try session.finish()
-            }
+        try run { try writer.write { db in try rebuildDerived(db, now: now) } }
+    }
+
+    /// The rebuild, inside a write transaction the caller holds.
+    func rebuildDerived(_ db: Database, now: UInt64) throws {
+        try db.execute(sql: """
+            DELETE FROM linli_row_state; DELETE FROM linli_replaced_early; DELETE FROM linli_head;
+            """)
+        for table in schema.tables { try db.execute(sql: "DELETE FROM \(StoreSchema.quoted(table.name))") }
+        let session = try MergeSession(db, schema: schema, now: now)
+        let cursor = try Row.fetchCursor(db, sql: "SELECT envelope, received_at FROM linli_log ORDER BY position")
+        while let row = try cursor.next() {
+            let signed = try SignedChangeSet(envelope: row[0] as Data)
+            try session.merge(signed, receivedAt: UInt64(row[1] as Int64), log: false)
         }
+        try session.finish()
     }
 }
 

@@ -20,7 +20,11 @@ import LinliProtocol
 /// Every method is safe to call from any thread; writes are serialized by
 /// the underlying `DatabaseWriter`.
 public final class ReplicaStore: Sendable {
+    /// The domain schema plus the built-in trust tables (``TrustSchema``).
     public let schema: Schema
+    /// The authority's device id, when the replica is configured with a
+    /// trust root.
+    public let authorityDevice: DeviceID?
     let writer: any DatabaseWriter
     /// Milliseconds since 1970; injectable so tests control time.
     let clock: @Sendable () -> UInt64
@@ -28,9 +32,14 @@ public final class ReplicaStore: Sendable {
     public static let systemClock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
 
     /// Opens (or creates) the replica at `path` in WAL mode, or an in-memory
-    /// replica when `path` is nil.
-    public init(path: String?, schema: Schema, clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock) throws {
-        try schema.validate()
+    /// replica when `path` is nil. `authority` is the trust root: the public
+    /// key every replica of a deployment is configured with. Without one,
+    /// keys must be registered by hand (tests, tools).
+    public init(path: String?, schema domainSchema: Schema, authority: PublicKey? = nil,
+                clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock) throws {
+        try domainSchema.validate()
+        let schema = TrustSchema.adding(to: domainSchema)
+        let authorityDevice = authority.map { Authority.deviceID(root: $0) }
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             // WAL with synchronous=NORMAL: a commit is durable against a
@@ -55,6 +64,9 @@ public final class ReplicaStore: Sendable {
                 // A new table or field may have values kept from newer
                 // change sets; they show once the views are derived again.
                 let hasState = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM linli_row_state)") ?? false
+                if let authority, let authorityDevice {
+                    try Self.insertKey(db, device: authorityDevice, key: authority, validFromSeq: 1, role: .authority, grids: [])
+                }
                 return changed && hasState
             }
         } catch let error as LinliError {
@@ -64,6 +76,7 @@ public final class ReplicaStore: Sendable {
                              hint: "check that the folder exists and is writable, and that no other program holds the file")
         }
         self.schema = schema
+        self.authorityDevice = authorityDevice
         self.clock = clock
         if viewsChanged { try rebuild() }
     }
@@ -78,42 +91,58 @@ public final class ReplicaStore: Sendable {
     // MARK: Keys
 
     /// Records that `device` signs with `publicKey` from `validFromSeq` on,
-    /// up to `validUntilSeq` when given. Trust records feed this in a full
-    /// deployment; tests and tools may call it directly.
-    public func registerDeviceKey(device: DeviceID, publicKey: PublicKey, validFromSeq: UInt64 = 1, validUntilSeq: UInt64? = nil) throws {
+    /// in `role`. Certificates from the authority feed this in a deployment;
+    /// tests and tools may call it directly.
+    public func registerDeviceKey(device: DeviceID, publicKey: PublicKey, validFromSeq: UInt64 = 1,
+                                  role: Role = .staff, grids: Set<String> = []) throws {
         try run {
             try writer.write { db in
-                try db.execute(
-                    sql: """
-                        INSERT INTO linli_device_key (device, valid_from_seq, valid_until_seq, key_id, public_key)
-                        VALUES (?, ?, ?, ?, ?)
-                        ON CONFLICT(device, valid_from_seq) DO UPDATE SET valid_until_seq = excluded.valid_until_seq,
-                            key_id = excluded.key_id, public_key = excluded.public_key
-                        """,
-                    arguments: [device.data, Int64(validFromSeq), validUntilSeq.map { Int64($0) }, publicKey.keyID, publicKey.bytes])
+                try Self.insertKey(db, device: device, key: publicKey, validFromSeq: validFromSeq, role: role, grids: grids)
             }
         }
     }
 
+    static func insertKey(_ db: Database, device: DeviceID, key: PublicKey, validFromSeq: UInt64, role: Role, grids: Set<String>) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO linli_device_key (device, valid_from_seq, key_id, public_key, role, grids)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(device, valid_from_seq) DO UPDATE SET key_id = excluded.key_id,
+                    public_key = excluded.public_key, role = excluded.role, grids = excluded.grids
+                """,
+            arguments: [device.data, Int64(validFromSeq), key.keyID, key.bytes, role.rawValue, grids.sorted().joined(separator: ",")])
+    }
+
+    /// One key of a device, with what its certificate grants.
     struct KeyEntry: Sendable {
         let from: UInt64
-        let until: UInt64?
         let key: PublicKey
+        let role: Role
+        let grids: Set<String>
     }
 
-    static func loadKeys(_ db: Database, devices: some Sequence<DeviceID>) throws -> [DeviceID: [KeyEntry]] {
-        var keys: [DeviceID: [KeyEntry]] = [:]
+    /// What a replica knows of a device: its keys, and the last sequence
+    /// number a revocation leaves valid.
+    struct DeviceTrust: Sendable {
+        var keys: [KeyEntry] = []
+        var lastValidSeq: UInt64?
+    }
+
+    static func loadTrust(_ db: Database, devices: some Sequence<DeviceID>) throws -> [DeviceID: DeviceTrust] {
+        var result: [DeviceID: DeviceTrust] = [:]
         for device in Set(devices) {
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT valid_from_seq, valid_until_seq, public_key FROM linli_device_key WHERE device = ?",
-                arguments: [device.data])
-            keys[device] = rows.compactMap { row in
-                PublicKey(bytes: row["public_key"]).map {
-                    KeyEntry(from: UInt64(row["valid_from_seq"] as Int64), until: (row["valid_until_seq"] as Int64?).map(UInt64.init), key: $0)
-                }
+            var trust = DeviceTrust()
+            for row in try Row.fetchAll(
+                db, sql: "SELECT valid_from_seq, public_key, role, grids FROM linli_device_key WHERE device = ?", arguments: [device.data]) {
+                guard let key = PublicKey(bytes: row["public_key"]), let role = Role(rawValue: row["role"]) else { continue }
+                let grids = (row["grids"] as String).split(separator: ",").map(String.init)
+                trust.keys.append(KeyEntry(from: UInt64(row["valid_from_seq"] as Int64), key: key, role: role, grids: Set(grids)))
             }
+            trust.lastValidSeq = try Int64.fetchOne(
+                db, sql: "SELECT last_valid_seq FROM linli_revocation WHERE device = ?", arguments: [device.data]).map { UInt64($0) }
+            result[device] = trust
         }
-        return keys
+        return result
     }
 
     // MARK: Helpers

@@ -13,7 +13,8 @@ import LinliCore
 /// | `linli_held` | change sets waiting for a missing predecessor | no |
 /// | `linli_quarantine` | refused change sets with the reason | no |
 /// | `linli_forked_device` | devices whose history forked | no |
-/// | `linli_device_key` | device public keys and the sequence range each is valid for | no |
+/// | `linli_device_key` | device public keys, the first sequence number each signs, role and grids | from trust records |
+/// | `linli_revocation` | the last valid sequence number of each revoked device | from trust records |
 /// | `linli_device`, `linli_name` | local numbering of device ids and names | no |
 /// | `linli_row_state` | per row: its scope, and the survivors of every field (``RowStateCodec``) | yes |
 /// | `linli_replaced_early` | dots replaced before their own write arrived | yes |
@@ -76,10 +77,16 @@ enum StoreSchema {
                 CREATE TABLE linli_device_key (
                     device BLOB NOT NULL,
                     valid_from_seq INTEGER NOT NULL,
-                    valid_until_seq INTEGER,
                     key_id BLOB NOT NULL,
                     public_key BLOB NOT NULL,
+                    role TEXT NOT NULL,
+                    grids TEXT NOT NULL DEFAULT '',
                     PRIMARY KEY (device, valid_from_seq)
+                ) STRICT;
+                CREATE TABLE linli_revocation (
+                    device BLOB PRIMARY KEY NOT NULL,
+                    last_valid_seq INTEGER NOT NULL,
+                    reason TEXT NOT NULL
                 ) STRICT;
                 CREATE TABLE linli_row_state (
                     table_n INTEGER NOT NULL,

@@ -1,0 +1,349 @@
+import Foundation
+import GRDB
+import LinliCore
+import LinliCrypto
+import LinliProtocol
+
+/// Trust records: certificates, revocations and rotations of the authority
+/// key. They are rows of the `sys_` tables, written only by the authority
+/// in the system scope, and travel like any change set. Checked before they
+/// are merged; carried out (keys registered, revoked change sets taken out)
+/// right after, inside the same transaction.
+extension ReplicaStore {
+    /// Throws if a system change set carries a trust record that is not
+    /// well formed. Trust records are never changed once written: a new
+    /// certificate or revocation is a new row.
+    func checkTrustRecords(_ signed: SignedChangeSet, key: KeyEntry, session: MergeSession) throws {
+        let header = signed.header
+        guard key.role == .authority, header.device == authorityDevice || authorityDevice == nil else {
+            throw LinliError(.notPermitted, "only the authority issues certificates, revocations and rotations")
+        }
+        for row in signed.changeSet.rows {
+            guard row.table.hasPrefix(TrustSchema.reservedPrefix) else {
+                throw LinliError(.schemaViolation, "the system scope holds only trust records, not \(row.table)")
+            }
+            guard try session.survivors(table: row.table, row: row.row).isEmpty else {
+                throw LinliError(.schemaViolation, "trust record \(row.table) \(row.row.hex) already exists; trust records are never changed, issue a new one")
+            }
+            let values = Dictionary(row.writes.map { ($0.field, $0.value) }, uniquingKeysWith: { $1 })
+            switch row.table {
+            case TrustSchema.certificate:
+                let certificate = try Certificate(values)
+                if certificate.role == .authority {
+                    throw LinliError(.schemaViolation, "a certificate cannot make a device the authority")
+                }
+            case TrustSchema.revocation:
+                _ = try Revocation(values)
+            case TrustSchema.authorityKey:
+                let rotation = try AuthorityRotation(values)
+                guard rotation.validFromSeq > header.seq else {
+                    throw LinliError(.schemaViolation, "a new authority key must be valid from a later change set than the one announcing it")
+                }
+                // Signed by both: the change set by the old key (checked
+                // already), the statement by the new one. One key named
+                // twice counts once.
+                guard rotation.publicKey != key.key else {
+                    throw LinliError(.badSignature, "the rotation names the current authority key as the new one: it is signed by one key, not two")
+                }
+                let message = Authority.rotationMessage(authority: header.device, previous: key.key, next: rotation.publicKey,
+                                                        validFromSeq: rotation.validFromSeq)
+                guard rotation.publicKey.verify(signature: rotation.signature, message: message) else {
+                    throw LinliError(.badSignature, "the rotation statement is not signed by the new authority key")
+                }
+            default:
+                throw LinliError(.schemaViolation, "\(row.table) is not a trust record table")
+            }
+        }
+    }
+
+    /// Carries out the trust records of a merged system change set.
+    func applyTrustRecords(_ signed: SignedChangeSet, session: MergeSession, policy: ApplyPolicy, now: UInt64) throws {
+        let db = session.db
+        for row in signed.changeSet.rows {
+            let values = Dictionary(row.writes.map { ($0.field, $0.value) }, uniquingKeysWith: { $1 })
+            switch row.table {
+            case TrustSchema.certificate:
+                let certificate = try Certificate(values)
+                try Self.insertKey(db, device: certificate.device, key: certificate.publicKey, validFromSeq: certificate.validFromSeq,
+                                   role: certificate.role, grids: certificate.grids)
+                session.trustChanged.insert(certificate.device)
+                try retryUnknownKey(certificate.device, session: session, policy: policy, now: now)
+            case TrustSchema.revocation:
+                let revocation = try Revocation(values)
+                try db.execute(sql: """
+                    INSERT INTO linli_revocation (device, last_valid_seq, reason) VALUES (?, ?, ?)
+                    ON CONFLICT(device) DO UPDATE SET last_valid_seq = min(last_valid_seq, excluded.last_valid_seq), reason = excluded.reason
+                    """, arguments: [revocation.device.data, Int64(revocation.lastValidSeq), revocation.reason])
+                session.trustChanged.insert(revocation.device)
+                try unmergeRevoked(revocation, session: session, now: now)
+            case TrustSchema.authorityKey:
+                let rotation = try AuthorityRotation(values)
+                try Self.insertKey(db, device: signed.header.device, key: rotation.publicKey, validFromSeq: rotation.validFromSeq,
+                                   role: .authority, grids: [])
+                session.trustChanged.insert(signed.header.device)
+            default:
+                break
+            }
+        }
+    }
+
+    /// A replica that learns of a revocation after it merged the revoked
+    /// device's later change sets takes them out: they move from the log to
+    /// quarantine (reason `revoked`, bytes kept), and the field state and
+    /// views are derived again from the log before the transaction commits.
+    private func unmergeRevoked(_ revocation: Revocation, session: MergeSession, now: UInt64) throws {
+        let db = session.db
+        let error = LinliError(.revoked, "device \(revocation.device.hex) was revoked after its change set \(revocation.lastValidSeq) (\(revocation.reason))")
+        let deviceN = try session.deviceNumber(revocation.device)
+        let revoked = try Row.fetchAll(
+            db, sql: "SELECT position, seq, hash, envelope FROM linli_log WHERE device_n = ? AND seq > ? ORDER BY seq",
+            arguments: [deviceN, Int64(revocation.lastValidSeq)])
+        for row in revoked {
+            try quarantine(db, hash: row["hash"], device: revocation.device, seq: UInt64(row["seq"] as Int64), error: error,
+                           envelope: row["envelope"], now: now)
+            try db.execute(sql: "DELETE FROM linli_log WHERE position = ?", arguments: [row["position"] as Int64])
+        }
+        let held = try Row.fetchAll(
+            db, sql: "SELECT seq, hash, envelope FROM linli_held WHERE device = ? AND seq > ?",
+            arguments: [revocation.device.data, Int64(revocation.lastValidSeq)])
+        for row in held {
+            try quarantine(db, hash: row["hash"], device: revocation.device, seq: UInt64(row["seq"] as Int64), error: error,
+                           envelope: row["envelope"], now: now)
+        }
+        try db.execute(sql: "DELETE FROM linli_held WHERE device = ? AND seq > ?", arguments: [revocation.device.data, Int64(revocation.lastValidSeq)])
+        if !revoked.isEmpty {
+            try session.resetHead(deviceN)
+            session.needsRebuild = true
+        }
+    }
+
+    /// Change sets refused because their key was unknown are offered again
+    /// once a certificate for their device arrives.
+    private func retryUnknownKey(_ device: DeviceID, session: MergeSession, policy: ApplyPolicy, now: UInt64) throws {
+        let db = session.db
+        let waiting = try Row.fetchAll(
+            db, sql: "SELECT id, envelope FROM linli_quarantine WHERE device = ? AND code = ? ORDER BY seq",
+            arguments: [device.data, LinliError.Code.unknownKey.rawValue])
+        for row in waiting {
+            try db.execute(sql: "DELETE FROM linli_quarantine WHERE id = ?", arguments: [row["id"] as Int64])
+            let signed = try SignedChangeSet(envelope: row["envelope"])
+            _ = try offerAgain(signed, session: session, policy: policy, now: now)
+        }
+    }
+}
+
+/// A device certificate as written in `sys_certificate`.
+struct Certificate {
+    let device: DeviceID
+    let publicKey: PublicKey
+    let role: Role
+    let grids: Set<String>
+    let validFromSeq: UInt64
+
+    init(_ values: [String: Value]) throws(LinliError) {
+        guard case .bytes(let deviceBytes)? = values["device"], let device = DeviceID(bytes: deviceBytes) else {
+            throw LinliError(.schemaViolation, "a certificate must name a 16-byte device id")
+        }
+        guard case .bytes(let keyBytes)? = values["public_key"], let key = PublicKey(bytes: keyBytes) else {
+            throw LinliError(.schemaViolation, "a certificate must carry a 32-byte Ed25519 public key")
+        }
+        guard let roleText = values["role"]?.text, let role = Role(rawValue: roleText) else {
+            throw LinliError(.schemaViolation, "a certificate must name a role: \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let from = values["valid_from_seq"]?.integer, from >= 1 else {
+            throw LinliError(.schemaViolation, "a certificate's first valid sequence number must be at least 1")
+        }
+        let grids = (values["grids"]?.text ?? "").split(separator: ",").map(String.init)
+        guard grids.allSatisfy(Scope.isValidGridName) else {
+            throw LinliError(.schemaViolation, "a certificate names a grid that is not a valid grid name")
+        }
+        if role == .inspector, grids.isEmpty {
+            throw LinliError(.schemaViolation, "an inspector's certificate must name at least one grid")
+        }
+        self.device = device
+        self.publicKey = key
+        self.role = role
+        self.grids = Set(grids)
+        self.validFromSeq = UInt64(from)
+    }
+}
+
+/// A revocation as written in `sys_revocation`.
+struct Revocation {
+    let device: DeviceID
+    /// The last change set that stays valid; 0 revokes the whole history.
+    let lastValidSeq: UInt64
+    let reason: String
+
+    init(_ values: [String: Value]) throws(LinliError) {
+        guard case .bytes(let deviceBytes)? = values["device"], let device = DeviceID(bytes: deviceBytes) else {
+            throw LinliError(.schemaViolation, "a revocation must name a 16-byte device id")
+        }
+        guard let last = values["last_valid_seq"]?.integer, last >= 0 else {
+            throw LinliError(.schemaViolation, "a revocation must name the last valid sequence number (0 for all)")
+        }
+        self.device = device
+        self.lastValidSeq = UInt64(last)
+        self.reason = values["reason"]?.text ?? ""
+    }
+}
+
+/// A rotation of the authority key as written in `sys_authority_key`.
+struct AuthorityRotation {
+    let publicKey: PublicKey
+    let validFromSeq: UInt64
+    let signature: Data
+
+    init(_ values: [String: Value]) throws(LinliError) {
+        guard case .bytes(let keyBytes)? = values["public_key"], let key = PublicKey(bytes: keyBytes) else {
+            throw LinliError(.schemaViolation, "an authority rotation must carry the new 32-byte public key")
+        }
+        guard let from = values["valid_from_seq"]?.integer, from >= 1 else {
+            throw LinliError(.schemaViolation, "an authority rotation must name the sequence number the new key signs from")
+        }
+        guard case .bytes(let signature)? = values["new_key_signature"], signature.count == 64 else {
+            throw LinliError(.schemaViolation, "an authority rotation must carry the new key's 64-byte signature")
+        }
+        self.publicKey = key
+        self.validFromSeq = UInt64(from)
+        self.signature = signature
+    }
+}
+
+// MARK: Issuing trust records
+
+extension ReplicaStore {
+    /// Certifies `publicKey` for `device` from `validFromSeq` on, in `role`
+    /// and `grids`. Run on the authority's own replica, as the authority.
+    @discardableResult
+    public func issueCertificate(
+        as authority: DeviceIdentity, device: DeviceID, publicKey: PublicKey, role: Role, grids: Set<String>,
+        validFromSeq: UInt64 = 1, label: String = ""
+    ) throws -> [SignedChangeSet] {
+        try write(as: authority) { tx in
+            try tx.create(TrustSchema.certificate, [
+                "device": .bytes(device.data), "public_key": .bytes(publicKey.bytes), "role": .text(role.rawValue),
+                "grids": .text(grids.sorted().joined(separator: ",")), "valid_from_seq": .integer(Int64(validFromSeq)),
+                "label": .text(label),
+            ])
+        }
+    }
+
+    /// Revokes `device` after its change set `lastValidSeq` (0: its whole
+    /// history).
+    @discardableResult
+    public func revoke(as authority: DeviceIdentity, device: DeviceID, lastValidSeq: UInt64, reason: String) throws -> [SignedChangeSet] {
+        try write(as: authority) { tx in
+            try tx.create(TrustSchema.revocation, [
+                "device": .bytes(device.data), "last_valid_seq": .integer(Int64(lastValidSeq)), "reason": .text(reason),
+            ])
+        }
+    }
+
+    /// Rotates the authority key: the next authority change set announces
+    /// `next`, signed by the current key (the change set) and by `next`
+    /// (the statement). Returns the change set and the identity to use from
+    /// now on.
+    public func rotateAuthority(as current: DeviceIdentity, to next: SigningKey) throws -> (changeSets: [SignedChangeSet], identity: DeviceIdentity) {
+        let announcing = (try heads()[current.device]?.seq ?? 0) + 1
+        let validFrom = announcing + 1
+        let message = Authority.rotationMessage(authority: current.device, previous: current.key.publicKey, next: next.publicKey,
+                                                validFromSeq: validFrom)
+        let made = try write(as: current) { tx in
+            try tx.create(TrustSchema.authorityKey, [
+                "public_key": .bytes(next.publicKey.bytes), "valid_from_seq": .integer(Int64(validFrom)),
+                "new_key_signature": .bytes(next.sign(message)),
+            ])
+        }
+        return (made, DeviceIdentity(device: current.device, key: next, user: current.user))
+    }
+}
+
+// MARK: Audit
+
+/// What `audit()` found.
+public struct AuditReport: Sendable, Codable, Equatable {
+    public var devices = 0
+    public var changeSets = 0
+    public var refused = 0
+    public var forks = 0
+    public var problems: [String] = []
+    public var isClean: Bool { problems.isEmpty }
+}
+
+extension ReplicaStore {
+    /// Verifies the whole store: every stored change set against its hash
+    /// and the key valid for its device at its sequence number, every chain
+    /// link, every key against a certificate from the authority, every
+    /// revocation, and reports forks. Read-only.
+    public func audit() throws -> AuditReport {
+        try run {
+            try writer.read { db in
+                var report = AuditReport()
+                var devices = Set<DeviceID>()
+                var previous: (device: DeviceID, seq: UInt64, hash: Data)?
+                var certified: Set<String> = []
+                let cursor = try Row.fetchCursor(db, sql: """
+                    SELECT d.device, l.seq, l.hash, l.envelope FROM linli_log l JOIN linli_device d ON d.n = l.device_n
+                    ORDER BY d.device, l.seq
+                    """)
+                while let row = try cursor.next() {
+                    report.changeSets += 1
+                    guard let device = DeviceID(bytes: row[0] as Data) else { continue }
+                    devices.insert(device)
+                    let seq = UInt64(row[1] as Int64)
+                    let name = "change set \(seq) of device \(device.hex)"
+                    let signed: SignedChangeSet
+                    do { signed = try SignedChangeSet(envelope: row[3] as Data) } catch {
+                        report.problems.append("\(name): the stored bytes no longer decode (\(error)); the store was altered")
+                        previous = nil
+                        continue
+                    }
+                    if signed.hash != row[2] as Data {
+                        report.problems.append("\(name): the stored bytes do not match the hash recorded when it was accepted; the store was altered")
+                    }
+                    let trust = try Self.loadTrust(db, devices: [device])[device] ?? DeviceTrust()
+                    if case .invalid(let error) = Self.verify(signed, trust: trust) {
+                        report.problems.append("\(name): \(error.message)")
+                    } else if case .unknownKey = Self.verify(signed, trust: trust) {
+                        report.problems.append("\(name): no key of the device is known at that sequence number")
+                    }
+                    if let previous, previous.device == device {
+                        if seq != previous.seq + 1 { report.problems.append("\(name): the chain skips from \(previous.seq) to \(seq)") }
+                        if signed.header.prev != previous.hash { report.problems.append("\(name): does not link to change set \(previous.seq)") }
+                    } else if seq != 1 || !signed.header.prev.isEmpty {
+                        report.problems.append("\(name): the device's chain does not start at 1")
+                    }
+                    if signed.header.scope == .system {
+                        if device != authorityDevice {
+                            report.problems.append("\(name): a trust record not made by the authority")
+                        } else {
+                            for rowChange in signed.changeSet.rows where rowChange.table == TrustSchema.certificate {
+                                let values = Dictionary(rowChange.writes.map { ($0.field, $0.value) }, uniquingKeysWith: { $1 })
+                                if let certificate = try? Certificate(values) {
+                                    certified.insert(certificate.device.hex + "/" + certificate.publicKey.hex + "/\(certificate.validFromSeq)")
+                                }
+                            }
+                        }
+                    }
+                    previous = (device, seq, signed.hash)
+                }
+                if authorityDevice != nil {
+                    for row in try Row.fetchAll(db, sql: "SELECT device, public_key, valid_from_seq, role FROM linli_device_key WHERE role != 'authority'") {
+                        let entry = Hex.encode(row["device"] as Data) + "/" + Hex.encode(row["public_key"] as Data) + "/\(row["valid_from_seq"] as Int64)"
+                        if !certified.contains(entry) {
+                            report.problems.append("the key of device \(Hex.encode(row["device"] as Data)) is trusted without a certificate from the authority (forged or inserted by hand)")
+                        }
+                    }
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT device, seq, message FROM linli_forked_device") {
+                    report.forks += 1
+                    report.problems.append("fork: \(row["message"] as String)")
+                }
+                report.devices = devices.count
+                report.refused = try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_quarantine") ?? 0
+                return report
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+import Foundation
+import GRDB
+import LinliCore
+import LinliCrypto
+import LinliProtocol
+import LinliStore
+import LinliTesting
+import Testing
+
+/// A deployment in miniature: an authority replica that issues trust
+/// records, and replicas configured with its root key.
+struct TrustWorld {
+    let rootKey = SigningKey(seed: SecretBytes(copying: Data(repeating: 0xA0, count: 32)))
+    var authority: DeviceIdentity
+    let authorityStore: ReplicaStore
+
+    init() throws {
+        authority = DeviceIdentity(device: Authority.deviceID(root: rootKey.publicKey), key: rootKey, user: "admin")
+        authorityStore = try ReplicaStore(path: nil, schema: Fixtures.schema, authority: rootKey.publicKey)
+    }
+
+    func replica() throws -> ReplicaStore {
+        try ReplicaStore(path: nil, schema: Fixtures.schema, authority: rootKey.publicKey)
+    }
+
+    /// Every change set the authority has made, in order.
+    func trustRecords() throws -> [Data] { try authorityStore.changeSets(scopes: [.system]).map(\.envelope) }
+
+    @discardableResult
+    func certify(_ identity: DeviceIdentity, role: Role, grids: Set<String> = [], from: UInt64 = 1, key: PublicKey? = nil) throws -> [SignedChangeSet] {
+        try authorityStore.issueCertificate(as: authority, device: identity.device, publicKey: key ?? identity.key.publicKey,
+                                            role: role, grids: grids, validFromSeq: from)
+    }
+}
+
+/// Makes `count` change sets on a device's own replica, creating then
+/// editing one person, and returns them.
+func makeChangeSets(_ store: ReplicaStore, as identity: DeviceIdentity, count: Int, grid: String = "G1") throws -> (row: RowID, made: [SignedChangeSet]) {
+    var row = RowID.random()
+    var made = try store.write(as: identity) { tx in row = try tx.create("person", ["grid": .text(grid), "name": .text("n0")]) }
+    for index in 1..<count {
+        made += try store.write(as: identity) { tx in try tx.update("person", row, ["name": .text("n\(index)")]) }
+    }
+    return (row, made)
+}
+
+@Suite struct TrustTests {
+    @Test func aDeviceKeyRotatedAtSequence40VerifiesOldThenNewAndRefusesTheOldKeyLater() throws {
+        let world = try TrustWorld()
+        let old = Fixtures.identity(21, user: "inspector")
+        let newKey = SigningKey(seed: SecretBytes(copying: Data(repeating: 0x5A, count: 32)))
+        let renewed = DeviceIdentity(device: old.device, key: newKey, user: "inspector")
+        try world.certify(old, role: .inspector, grids: ["G1"])
+        try world.certify(renewed, role: .inspector, grids: ["G1"], from: 40)
+
+        // The device's own replica knows its certificates too.
+        let phone = try world.replica()
+        _ = try phone.apply(world.trustRecords())
+        var (row, made) = try makeChangeSets(phone, as: old, count: 39)
+        for index in 40...44 {
+            made += try phone.write(as: renewed) { tx in try tx.update("person", row, ["name": .text("k\(index)")]) }
+        }
+        #expect(made.prefix(39).allSatisfy { $0.header.keyID == old.key.publicKey.keyID })
+        #expect(made.suffix(5).allSatisfy { $0.header.keyID == newKey.publicKey.keyID })
+
+        let server = try world.replica()
+        _ = try server.apply(world.trustRecords())
+        #expect(try server.apply(made).allSatisfy { $0.status == .applied })
+        // Change set 45 signed with the old key: refused, kept.
+        let stale = try Fixtures.signed(old, seq: 45, prev: made.last!.hash, hlc: made.last!.header.hlc.rawValue + 1, rows: [
+            RowChange(table: "person", row: row, writes: [FieldWrite(field: "name", value: .text("stale"))]),
+        ])
+        let outcome = try #require(try server.apply([stale]).first)
+        #expect(outcome.error?.code == .badSignature)
+        #expect(try server.quarantined().last?.envelope == stale.envelope)
+        #expect(try server.row("person", row)?["name"] == .text("k44"))
+        #expect(try server.audit().isClean)
+    }
+
+    @Test func aRevocationKeepsTheHonestPastAndRefusesWhatFollowsOnEveryReplica() throws {
+        let world = try TrustWorld()
+        let lost = Fixtures.identity(22, user: "lost phone")
+        try world.certify(lost, role: .inspector, grids: ["G1"])
+        let phone = try world.replica()
+        _ = try phone.apply(world.trustRecords())
+        let (row, made) = try makeChangeSets(phone, as: lost, count: 8)
+
+        // One replica merges all 8, then learns the device was revoked after 5.
+        let early = try world.replica()
+        _ = try early.apply(world.trustRecords())
+        #expect(try early.apply(made).allSatisfy { $0.status == .applied })
+        #expect(try early.row("person", row)?["name"] == .text("n7"))
+        try world.authorityStore.revoke(as: world.authority, device: lost.device, lastValidSeq: 5, reason: "phone reported lost")
+        _ = try early.apply(world.trustRecords())
+
+        // Another learns of the revocation first.
+        let late = try world.replica()
+        _ = try late.apply(world.trustRecords())
+        let outcomes = try late.apply(made)
+        #expect(outcomes.prefix(5).allSatisfy { $0.status == .applied })
+        #expect(outcomes.suffix(3).allSatisfy { $0.error?.code == .revoked })
+
+        for store in [early, late] {
+            #expect(try store.row("person", row)?["name"] == .text("n4"), "change sets 1-5 stay, 6-8 are taken out")
+            #expect(try store.counts().changeSets == 5 + world.trustRecords().count)
+            let kept = try store.quarantined().filter { $0.code == .revoked }
+            #expect(kept.compactMap(\.seq).sorted() == [6, 7, 8], "the revoked change sets are kept for review")
+            #expect(try store.audit().isClean)
+        }
+        #expect(try early.stateDigest() == late.stateDigest())
+    }
+
+    @Test func theAuthorityKeyRotatesThroughAChainOfThreeSteps() throws {
+        var world = try TrustWorld()
+        var keys = [world.rootKey]
+        for step in 1...3 {
+            let next = SigningKey(seed: SecretBytes(copying: Data(repeating: UInt8(0xB0 + step), count: 32)))
+            world.authority = try world.authorityStore.rotateAuthority(as: world.authority, to: next).identity
+            keys.append(next)
+        }
+        // A certificate issued with the third new key.
+        let inspector = Fixtures.identity(23)
+        try world.certify(inspector, role: .inspector, grids: ["G1"])
+        let replica = try world.replica()
+        #expect(try replica.apply(world.trustRecords()).allSatisfy { $0.status == .applied })
+        let (_, made) = try makeChangeSets(try { let s = try world.replica(); _ = try s.apply(world.trustRecords()); return s }(), as: inspector, count: 2)
+        #expect(try replica.apply(made).allSatisfy { $0.status == .applied })
+        #expect(try replica.audit().isClean)
+
+        // After the rotation, the old root key can no longer certify.
+        let old = DeviceIdentity(device: world.authority.device, key: keys[0], user: "admin")
+        let head = try #require(try world.authorityStore.heads()[old.device])
+        let forged = try Fixtures.signed(old, seq: head.seq + 1, prev: head.hash, hlc: UInt64(Date().timeIntervalSince1970 * 1000) << 16, scope: .system, rows: [
+            RowChange(table: TrustSchema.certificate, row: RowID.random(), writes: [
+                FieldWrite(field: "device", value: .bytes(Fixtures.identity(24).device.data)),
+                FieldWrite(field: "public_key", value: .bytes(Fixtures.identity(24).key.publicKey.bytes)),
+                FieldWrite(field: "role", value: .text("staff")), FieldWrite(field: "valid_from_seq", value: .integer(1)),
+            ]),
+        ])
+        #expect(try replica.apply([forged]).first?.error?.code == .badSignature)
+    }
+
+    @Test func aRotationSignedByOnlyOneKeyIsRefusedAndAKeyNamedTwiceCountsOnce() throws {
+        let world = try TrustWorld()
+        let replica = try world.replica()
+        let next = SigningKey(seed: SecretBytes(copying: Data(repeating: 0xC1, count: 32)))
+        let stranger = SigningKey(seed: SecretBytes(copying: Data(repeating: 0xC2, count: 32)))
+        func rotation(newKey: PublicKey, signedBy signer: SigningKey) throws -> SignedChangeSet {
+            let message = Authority.rotationMessage(authority: world.authority.device, previous: world.rootKey.publicKey, next: newKey, validFromSeq: 2)
+            return try Fixtures.signed(world.authority, seq: 1, prev: Data(), hlc: 1 << 16, scope: .system, rows: [
+                RowChange(table: TrustSchema.authorityKey, row: RowID.random(), writes: [
+                    FieldWrite(field: "public_key", value: .bytes(newKey.bytes)), FieldWrite(field: "valid_from_seq", value: .integer(2)),
+                    FieldWrite(field: "new_key_signature", value: .bytes(signer.sign(message))),
+                ]),
+            ])
+        }
+        // Signed by the old key only: the statement's signature is not the new key's.
+        let oldOnly = try rotation(newKey: next.publicKey, signedBy: stranger)
+        #expect(try replica.apply([oldOnly]).first?.error?.code == .badSignature)
+        // The old key named as the new one: one key, counted once.
+        let twice = try rotation(newKey: world.rootKey.publicKey, signedBy: world.rootKey)
+        #expect(try replica.apply([twice]).first?.error?.code == .badSignature)
+        // Signed by the new key only: the change set is not the old key's.
+        let newOnly = try Fixtures.signed(DeviceIdentity(device: world.authority.device, key: next, user: "x"), seq: 1, prev: Data(), hlc: 1 << 16,
+                                          scope: .system, rows: try rotation(newKey: next.publicKey, signedBy: next).changeSet.rows)
+        #expect(try replica.apply([newOnly]).first?.error?.code == .badSignature)
+        // Both: accepted.
+        #expect(try replica.apply([try rotation(newKey: next.publicKey, signedBy: next)]).first?.status == .applied)
+    }
+
+    @Test func writesOutsideTheirRoleAreRefusedWithTheReason() throws {
+        let world = try TrustWorld()
+        let inspector = Fixtures.identity(25)
+        let kiosk = Fixtures.identity(26)
+        try world.certify(inspector, role: .inspector, grids: ["G1", "G2"])
+        try world.certify(kiosk, role: .kiosk)
+        let server = try world.replica()
+        _ = try server.apply(world.trustRecords())
+
+        let intoG3 = try Fixtures.signed(inspector, seq: 1, prev: Data(), hlc: 1 << 16, scope: .grid("G3"), rows: [
+            RowChange(table: "person", row: RowID.random(), writes: [FieldWrite(field: "grid", value: .text("G3")), FieldWrite(field: "name", value: .text("x"))]),
+        ])
+        let error = try #require(try server.apply([intoG3]).first?.error)
+        #expect(error.code == .outOfScope && error.message.contains("G3"))
+
+        let kioskIntoGrid = try Fixtures.signed(kiosk, seq: 1, prev: Data(), hlc: 1 << 16, scope: .grid("G1"), rows: intoG3.changeSet.rows.map {
+            RowChange(table: $0.table, row: $0.row, writes: [FieldWrite(field: "grid", value: .text("G1")), FieldWrite(field: "name", value: .text("x"))])
+        })
+        #expect(try server.apply([kioskIntoGrid]).first?.error?.code == .outOfScope)
+
+        let selfCertified = try Fixtures.signed(inspector, seq: 1, prev: Data(), hlc: 1 << 16, scope: .system, rows: [
+            RowChange(table: TrustSchema.certificate, row: RowID.random(), writes: [
+                FieldWrite(field: "device", value: .bytes(inspector.device.data)), FieldWrite(field: "public_key", value: .bytes(inspector.key.publicKey.bytes)),
+                FieldWrite(field: "role", value: .text("staff")), FieldWrite(field: "valid_from_seq", value: .integer(1)),
+            ]),
+        ])
+        #expect(try server.apply([selfCertified]).first?.error?.code == .notPermitted)
+        #expect(try server.quarantined().count == 3)
+
+        // The device's own replica refuses before signing.
+        let phone = try world.replica()
+        _ = try phone.apply(world.trustRecords())
+        #expect(throws: LinliError.self) {
+            try phone.write(as: inspector) { tx in try tx.create("person", ["grid": .text("G3"), "name": .text("x")]) }
+        }
+        // Inside its grids it works; the kiosk writes its own submissions.
+        #expect(try server.apply(try phone.write(as: inspector) { tx in try tx.create("person", ["grid": .text("G2"), "name": .text("y")]) }).first?.status == .applied)
+        let kioskReplica = try world.replica()
+        _ = try kioskReplica.apply(world.trustRecords())
+        #expect(try server.apply(try kioskReplica.write(as: kiosk) { tx in try tx.create("signup", ["name": .text("志愿者")]) }).first?.status == .applied)
+    }
+
+    @Test func aChangeSetWaitingForItsCertificateIsAcceptedWhenTheCertificateArrives() throws {
+        let world = try TrustWorld()
+        let newcomer = Fixtures.identity(27)
+        try world.certify(newcomer, role: .inspector, grids: ["G1"])
+        let phone = try world.replica()
+        _ = try phone.apply(world.trustRecords())
+        let (row, made) = try makeChangeSets(phone, as: newcomer, count: 2)
+        let server = try world.replica()
+        #expect(try server.apply(made).allSatisfy { $0.error?.code == .unknownKey || $0.status == .held(missingFrom: 1) })
+        _ = try server.apply(world.trustRecords())
+        #expect(try server.row("person", row)?["name"] == .text("n1"))
+        #expect(try server.quarantined().isEmpty)
+    }
+
+    @Test func theAuditFindsAFlippedByteAForgedCertificateAndAFork() throws {
+        let world = try TrustWorld()
+        let inspector = Fixtures.identity(28)
+        try world.certify(inspector, role: .inspector, grids: ["G1"])
+        let phone = try world.replica()
+        _ = try phone.apply(world.trustRecords())
+        let (_, made) = try makeChangeSets(phone, as: inspector, count: 3)
+        let server = try world.replica()
+        _ = try server.apply(world.trustRecords())
+        _ = try server.apply(made)
+        #expect(try server.audit().isClean)
+
+        // A flipped byte in a stored change set.
+        try server.database.write { db in
+            var envelope = try #require(try Data.fetchOne(db, sql: "SELECT envelope FROM linli_log WHERE seq = 2 AND scope = 'grid:G1'"))
+            envelope[envelope.startIndex + 40] ^= 0x01
+            try db.execute(sql: "UPDATE linli_log SET envelope = ? WHERE seq = 2 AND scope = 'grid:G1'", arguments: [envelope])
+        }
+        var report = try server.audit()
+        #expect(report.problems.contains { $0.contains("change set 2 of device \(inspector.device.hex)") }, "\(report.problems)")
+
+        // A key trusted without a certificate.
+        let forger = Fixtures.identity(29)
+        try server.registerDeviceKey(device: forger.device, publicKey: forger.key.publicKey, role: .staff)
+        report = try server.audit()
+        #expect(report.problems.contains { $0.contains(forger.device.hex) && $0.contains("without a certificate") })
+
+        // A fork.
+        let clone = try Fixtures.signed(inspector, seq: 1, prev: Data(), hlc: 9 << 16, rows: [
+            RowChange(table: "person", row: RowID.random(), writes: [FieldWrite(field: "grid", value: .text("G1")), FieldWrite(field: "name", value: .text("clone"))]),
+        ])
+        _ = try server.apply([clone])
+        report = try server.audit()
+        #expect(report.forks == 1 && report.problems.contains { $0.hasPrefix("fork:") && $0.contains(inspector.device.hex) })
+        #expect(!report.isClean)
+    }
+}
