@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "LinliStore", targets: ["LinliStore"]),
         .executable(name: "linli-bench", targets: ["linli-bench"]),
         .executable(name: "linli-sim", targets: ["linli-sim"]),
+        .executable(name: "linli-admin", targets: ["linli-admin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
@@ -74,12 +75,25 @@ let package = Package(
             path: "Tools/linli-sim",
             swiftSettings: strict),
 
+        .executableTarget(
+            name: "linli-admin",
+            dependencies: [
+                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Clients/linli-admin",
+            swiftSettings: strict),
+
         .testTarget(name: "LinliCoreTests", dependencies: ["LinliCore"], swiftSettings: strict),
         .testTarget(name: "LinliCryptoTests", dependencies: ["LinliCrypto", "LinliCore"], swiftSettings: strict),
         .testTarget(
             name: "LinliProtocolTests",
             dependencies: ["LinliProtocol", "LinliCore", "LinliCrypto", "LinliStore", "LinliTesting",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "LinliAdminTests",
+            dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting"],
             swiftSettings: strict),
         .testTarget(
             name: "LinliStoreTests",

@@ -347,3 +347,45 @@ extension ReplicaStore {
         }
     }
 }
+
+// MARK: Reading trust records
+
+/// A device certificate, as the authority issued it.
+public struct IssuedCertificate: Sendable, Equatable {
+    public let device: DeviceID
+    public let publicKey: PublicKey
+    public let role: Role
+    public let grids: Set<String>
+    public let validFromSeq: UInt64
+}
+
+extension ReplicaStore {
+    /// Every certificate this replica holds, oldest first.
+    public func certificates() throws -> [IssuedCertificate] {
+        try trustRows(TrustSchema.certificate).compactMap { values in
+            (try? Certificate(values)).map {
+                IssuedCertificate(device: $0.device, publicKey: $0.publicKey, role: $0.role, grids: $0.grids, validFromSeq: $0.validFromSeq)
+            }
+        }
+    }
+
+    /// The last valid sequence number of each revoked device.
+    public func revocations() throws -> [DeviceID: UInt64] {
+        var result: [DeviceID: UInt64] = [:]
+        for values in try trustRows(TrustSchema.revocation) {
+            if let revocation = try? Revocation(values) { result[revocation.device] = min(result[revocation.device] ?? .max, revocation.lastValidSeq) }
+        }
+        return result
+    }
+
+    private func trustRows(_ table: String) throws -> [[String: Value]] {
+        var rows: [[String: Value]] = []
+        for (_, envelope) in try changeSets(scopes: [.system], limit: Int.max) {
+            let signed = try SignedChangeSet(envelope: envelope)
+            for row in signed.changeSet.rows where row.table == table {
+                rows.append(Dictionary(row.writes.map { ($0.field, $0.value) }, uniquingKeysWith: { $1 }))
+            }
+        }
+        return rows
+    }
+}

@@ -11,7 +11,7 @@ struct LinliSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "linli-sim",
         abstract: "Simulations and generators for Linli.",
-        subcommands: [OfflineDemo.self, Vectors.self])
+        subcommands: [OfflineDemo.self, Vectors.self, TrustVectors.self])
 }
 
 /// Writes the golden change set vectors.
@@ -23,6 +23,23 @@ struct Vectors: ParsableCommand {
     func run() throws {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         for vector in try GoldenVectors.make() {
+            let path = (out as NSString).appendingPathComponent(vector.name + ".json")
+            try GoldenVectors.encode(vector).write(to: URL(fileURLWithPath: path))
+            print("wrote \(path)")
+        }
+    }
+}
+
+/// Writes the golden trust vectors (certificates, revocations, rotations).
+struct TrustVectors: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trust-vectors", abstract: "Write the golden trust vectors (reproducible).")
+
+    @Option(help: "Folder to write the JSON files into.") var out = "Protocol/vectors/trust"
+
+    func run() throws {
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        for vector in try GoldenVectors.makeTrust() {
             let path = (out as NSString).appendingPathComponent(vector.name + ".json")
             try GoldenVectors.encode(vector).write(to: URL(fileURLWithPath: path))
             print("wrote \(path)")

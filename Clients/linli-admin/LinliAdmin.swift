@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import LinliCore
+import LinliCrypto
+import LinliProtocol
+import LinliStore
+
+@main
+struct LinliAdmin: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "linli-admin",
+        abstract: "Administer a Linli deployment: the trust authority, devices, grids, audits.",
+        discussion: """
+            Works fully offline, by files. The authority folder (--dir) holds the sealed authority key \
+            (authority.key), the authority's replica of the trust records (authority.sqlite), its settings \
+            (authority.json) and the grid register (grids.json). Passphrases come from --passphrase-file, \
+            the LINLI_PASSPHRASE environment variable, or a prompt.
+            """,
+        subcommands: [AuthorityCommand.self, GridCommand.self, DeviceCommand.self, AuditCommand.self])
+}
+
+/// Options every command that touches the authority folder shares.
+struct AuthorityOptions: ParsableArguments {
+    @Option(name: .customLong("dir"), help: "The authority folder.") var directory = "authority"
+    @Option(help: "A file whose first line is the authority passphrase.") var passphraseFile: String?
+    @Flag(help: "Print one JSON object.") var json = false
+
+    var keyPath: String { path("authority.key") }
+    var replicaPath: String { path("authority.sqlite") }
+    var settingsPath: String { path("authority.json") }
+    var gridsPath: String { path("grids.json") }
+    func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+
+    func passphrase(prompt: String = "authority passphrase: ") throws -> String {
+        try Passphrase.read(file: passphraseFile, prompt: prompt)
+    }
+
+    func settings() throws -> AuthoritySettings {
+        guard let data = FileManager.default.contents(atPath: settingsPath) else {
+            throw LinliError(.notFound, "there is no authority in \(directory)", hint: "run `linli-admin authority init --dir \(directory)` first")
+        }
+        do { return try JSONDecoder().decode(AuthoritySettings.self, from: data) } catch {
+            throw LinliError(.damagedFile, "\(settingsPath) is damaged: \(error)")
+        }
+    }
+
+    /// The authority's replica and its identity, with the key unsealed.
+    func open() throws -> (store: ReplicaStore, identity: DeviceIdentity, settings: AuthoritySettings) {
+        let settings = try settings()
+        guard let root = PublicKey(hex: settings.rootPublicKey), let device = DeviceID(hex: settings.device) else {
+            throw LinliError(.damagedFile, "\(settingsPath) is damaged: the root key or device id has the wrong form")
+        }
+        let key = try SealedKeyFile.open(keyPath, passphrase: passphrase())
+        let store = try ReplicaStore(path: replicaPath, schema: AuthoritySettings.schema, authority: root)
+        return (store, DeviceIdentity(device: device, key: key, user: settings.administrator), settings)
+    }
+
+    func grids() throws -> [GridEntry] {
+        guard let data = FileManager.default.contents(atPath: gridsPath) else { return [] }
+        do { return try JSONDecoder().decode([GridEntry].self, from: data) } catch {
+            throw LinliError(.damagedFile, "\(gridsPath) is damaged: \(error)")
+        }
+    }
+}
+
+struct AuthoritySettings: Codable {
+    /// The authority replica holds only trust records.
+    static let schema = Schema(name: "trust", version: 1, tables: [])
+    var rootPublicKey: String
+    var currentPublicKey: String
+    var device: String
+    var administrator: String
+    var server: String
+    var rotations: Int
+
+    enum CodingKeys: String, CodingKey {
+        case device, administrator, server, rotations
+        case rootPublicKey = "root_public_key"
+        case currentPublicKey = "current_public_key"
+    }
+
+    func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try AtomicFile.write(try encoder.encode(self), to: path)
+    }
+}
+
+struct GridEntry: Codable, Equatable {
+    var id: String
+    var label: String
+}
+
+enum Passphrase {
+    static func read(file: String?, prompt: String) throws -> String {
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw LinliError(.notFound, "cannot read the passphrase file \(file)")
+            }
+            return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+        }
+        if let value = ProcessInfo.processInfo.environment["LINLI_PASSPHRASE"] { return value }
+        guard isatty(STDIN_FILENO) != 0, let entered = getpass(prompt) else {
+            throw LinliError(.invalidInput, "no passphrase given", hint: "use --passphrase-file FILE or set LINLI_PASSPHRASE")
+        }
+        return String(cString: entered)
+    }
+}
+
+/// Prints a result as JSON or as lines of text.
+func emit(_ json: Bool, _ object: [String: Any], text: String) {
+    if json {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
+        print(String(decoding: data, as: UTF8.self))
+    } else {
+        print(text)
+    }
+}
+
+/// Runs a command body; a `LinliError` becomes a message on standard error
+/// and exit status 1 (2 for bad input), never a stack trace.
+func guarded(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as LinliError {
+        FileHandle.standardError.write(Data("linli-admin: \(error.message)\(error.hint.map { "\n  \($0)" } ?? "")\n".utf8))
+        throw ExitCode(error.code == .invalidInput || error.code == .malformed ? 2 : 1)
+    }
+}
