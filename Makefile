@@ -1,6 +1,7 @@
 # Linli: set-up and everyday commands.
 #
-#   make demo    three replicas record offline, exchange change sets by file, converge
+#   make demo    linli-admin enrols three devices; their replicas record offline,
+#                exchange change sets by file, settle a conflict and converge
 #   make test    every test (unit, property, vectors, store); what CI runs
 #   make bench   linli-bench merge --json, release build
 #
@@ -31,7 +32,8 @@ test: deps
 
 demo: deps
 	$(SWIFT) build --product linli-sim
-	$(SWIFT) run linli-sim demo --data demo-data/offline
+	$(SWIFT) build --product linli-admin
+	Tools/demo.sh
 
 bench: deps
 	$(SWIFT) build -c release --product linli-bench

@@ -54,13 +54,41 @@ struct OfflineDemo: ParsableCommand {
         commandName: "demo", abstract: "Three replicas exchange change sets through files, offline, and converge.")
 
     @Option(help: "Folder for the replicas and the exchanged files.") var data = "demo-data/offline"
+    @Option(help: "Folder with li, wang and zhang's sealed keys (NAME.key) and enrolment bundles (NAME.bundle) from linli-admin; without it, fixed test keys are used.")
+    var enrolled: String?
+    @Option(help: "A file whose first line is the devices' PIN (with --enrolled).") var pinFile: String?
 
     func run() throws {
         try? FileManager.default.removeItem(atPath: data)
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        let people = [Fixtures.identity(1, user: "网格员李明"), Fixtures.identity(2, user: "网格员王芳"), Fixtures.identity(3, user: "街道工作人员张强")]
+        let users = ["网格员李明", "网格员王芳", "街道工作人员张强"]
         let names = ["inspector-li", "inspector-wang", "staff-zhang"]
-        let stores = try names.map { try Fixtures.store(path: "\(data)/\($0).sqlite", knowing: people) }
+        var people = (0..<3).map { Fixtures.identity(UInt8($0 + 1), user: users[$0]) }
+        var stores: [ReplicaStore]
+        if let enrolled {
+            // Real enrolment: keys sealed with the PIN, trust from the bundles.
+            let pin = try pinFile.map { String(try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n").first ?? "") } ?? ""
+            var bundles: [EnrolmentBundle] = []
+            for (index, short) in ["li", "wang", "zhang"].enumerated() {
+                let bundle = try EnrolmentBundle.decode(try Data(contentsOf: URL(fileURLWithPath: "\(enrolled)/\(short).bundle")))
+                let key = try SealedKeyFile.open("\(enrolled)/\(short).key", passphrase: pin)
+                people[index] = DeviceIdentity(device: DeviceID(hex: bundle.device)!, key: key, user: users[index])
+                bundles.append(bundle)
+            }
+            stores = []
+            for (index, bundle) in bundles.enumerated() {
+                let store = try ReplicaStore(path: "\(data)/\(names[index]).sqlite", schema: Fixtures.schema, authority: PublicKey(hex: bundle.authorityPublicKey))
+                _ = try store.apply(bundle.trustRecords.compactMap(Hex.decodeData))
+                stores.append(store)
+            }
+            // Each bundle carries the trust records up to its own enrolment;
+            // the newest has them all.
+            let newest = bundles.max { $0.trustRecords.count < $1.trustRecords.count }!
+            for store in stores { _ = try store.apply(newest.trustRecords.compactMap(Hex.decodeData)) }
+            print("replicas trust authority \(newest.authorityPublicKey.prefix(16))…; devices: " + people.map { "\($0.user) \($0.device.hex.prefix(8))" }.joined(separator: ", "))
+        } else {
+            stores = try names.map { try Fixtures.store(path: "\(data)/\($0).sqlite", knowing: people) }
+        }
 
         func exchange(_ from: Int, _ to: Int) throws {
             let file = "\(data)/from-\(names[from])-to-\(names[to]).bin"
