@@ -88,7 +88,7 @@ extension ReplicaStore {
         let now = clock()
         return try run {
             try writer.write { db in
-                let session = try MergeSession(db, schema: schema, now: now)
+                var session = try MergeSession(db, schema: schema, now: now)
                 try session.preload(decoded.flatMap { item -> [(table: String, row: RowID)] in
                     guard case .success(let signed) = item else { return [] }
                     return signed.changeSet.rows.map { ($0.table, $0.row) }
@@ -104,6 +104,15 @@ extension ReplicaStore {
                     case .success(let signed):
                         let status = try offer(signed, verification: verifications[offset], session: session, policy: policy, now: now)
                         outcomes.append(ApplyOutcome(hash: signed.hash, device: signed.header.device, seq: signed.header.seq, status: status))
+                        if session.needsRebuild {
+                            // Trust changed what is valid: derive the state
+                            // again now, so the rest of the batch merges onto it.
+                            try session.finish()
+                            try rebuildDerived(db, now: now)
+                            let trustChanged = session.trustChanged
+                            session = try MergeSession(db, schema: schema, now: now)
+                            session.trustChanged = trustChanged
+                        }
                     }
                 }
                 try session.finish()
@@ -239,6 +248,9 @@ extension ReplicaStore {
         }
         guard let entry = trust.keys.filter({ $0.from <= header.seq }).max(by: { $0.from < $1.from }) else { return .unknownKey }
         guard entry.key.keyID == header.keyID else {
+            // A key this replica has no certificate for yet may be
+            // certified later: wait for it, like an unknown device.
+            if !trust.keys.contains(where: { $0.key.keyID == header.keyID }) { return .unknownKey }
             return .invalid(LinliError(
                 .badSignature,
                 "change set \(header.seq) of device \(header.device.hex) names key \(Hex.encode(header.keyID)), but the key valid at that sequence is \(Hex.encode(entry.key.keyID))"))

@@ -29,11 +29,14 @@ extension ReplicaStore {
             switch row.table {
             case TrustSchema.certificate:
                 let certificate = try Certificate(values)
-                if certificate.role == .authority {
-                    throw LinliError(.schemaViolation, "a certificate cannot make a device the authority")
+                if certificate.role == .authority || certificate.device == header.device {
+                    throw LinliError(.schemaViolation, "a certificate cannot make a device the authority or name the authority's own device")
                 }
             case TrustSchema.revocation:
-                _ = try Revocation(values)
+                let revocation = try Revocation(values)
+                if revocation.device == header.device {
+                    throw LinliError(.schemaViolation, "the authority cannot revoke itself; rotate its key instead")
+                }
             case TrustSchema.authorityKey:
                 let rotation = try AuthorityRotation(values)
                 guard rotation.validFromSeq > header.seq else {
@@ -67,42 +70,78 @@ extension ReplicaStore {
                 try Self.insertKey(db, device: certificate.device, key: certificate.publicKey, validFromSeq: certificate.validFromSeq,
                                    role: certificate.role, grids: certificate.grids)
                 session.trustChanged.insert(certificate.device)
+                // What this device already has in the log must still verify
+                // (a new key from seq N, narrower grids); what waited for
+                // this certificate may now be accepted.
+                try reverifyLogged(certificate.device, fromSeq: certificate.validFromSeq, session: session, now: now)
                 try retryUnknownKey(certificate.device, session: session, policy: policy, now: now)
             case TrustSchema.revocation:
                 let revocation = try Revocation(values)
                 try db.execute(sql: """
                     INSERT INTO linli_revocation (device, last_valid_seq, reason) VALUES (?, ?, ?)
-                    ON CONFLICT(device) DO UPDATE SET last_valid_seq = min(last_valid_seq, excluded.last_valid_seq), reason = excluded.reason
+                    ON CONFLICT(device) DO UPDATE SET last_valid_seq = min(last_valid_seq, excluded.last_valid_seq),
+                        reason = CASE WHEN excluded.last_valid_seq < last_valid_seq THEN excluded.reason ELSE reason END
                     """, arguments: [revocation.device.data, Int64(revocation.lastValidSeq), revocation.reason])
                 session.trustChanged.insert(revocation.device)
-                try unmergeRevoked(revocation, session: session, now: now)
+                try reverifyLogged(revocation.device, fromSeq: revocation.lastValidSeq + 1, session: session, now: now)
+                try quarantineHeld(revocation, session: session, now: now)
             case TrustSchema.authorityKey:
                 let rotation = try AuthorityRotation(values)
                 try Self.insertKey(db, device: signed.header.device, key: rotation.publicKey, validFromSeq: rotation.validFromSeq,
                                    role: .authority, grids: [])
                 session.trustChanged.insert(signed.header.device)
+                try retryUnknownKey(signed.header.device, session: session, policy: policy, now: now)
             default:
                 break
             }
         }
     }
 
-    /// A replica that learns of a revocation after it merged the revoked
-    /// device's later change sets takes them out: they move from the log to
-    /// quarantine (reason `revoked`, bytes kept), and the field state and
-    /// views are derived again from the log before the transaction commits.
-    private func unmergeRevoked(_ revocation: Revocation, session: MergeSession, now: UInt64) throws {
+    /// Re-checks a device's logged change sets from `fromSeq` on against
+    /// what the replica now trusts (keys, revocation, role and grids). A
+    /// replica that learns of a revocation or a new certificate after it
+    /// merged the device's later change sets takes out those that no longer
+    /// verify: they move from the log to quarantine with the reason (bytes
+    /// kept), and the field state and views are derived again from the log
+    /// before the rest of the batch merges. Every replica thus ends with the
+    /// same log, whatever order trust records and data reached it in.
+    private func reverifyLogged(_ device: DeviceID, fromSeq: UInt64, session: MergeSession, now: UInt64) throws {
         let db = session.db
-        let error = LinliError(.revoked, "device \(revocation.device.hex) was revoked after its change set \(revocation.lastValidSeq) (\(revocation.reason))")
-        let deviceN = try session.deviceNumber(revocation.device)
-        let revoked = try Row.fetchAll(
-            db, sql: "SELECT position, seq, hash, envelope FROM linli_log WHERE device_n = ? AND seq > ? ORDER BY seq",
-            arguments: [deviceN, Int64(revocation.lastValidSeq)])
-        for row in revoked {
-            try quarantine(db, hash: row["hash"], device: revocation.device, seq: UInt64(row["seq"] as Int64), error: error,
-                           envelope: row["envelope"], now: now)
+        let deviceN = try session.deviceNumber(device)
+        let logged = try Row.fetchAll(
+            db, sql: "SELECT position, seq, hash, envelope FROM linli_log WHERE device_n = ? AND seq >= ? ORDER BY seq",
+            arguments: [deviceN, Int64(fromSeq)])
+        guard !logged.isEmpty else { return }
+        let trust = try Self.loadTrust(db, devices: [device])[device] ?? DeviceTrust()
+        var failing: LinliError?
+        for row in logged {
+            let signed = try SignedChangeSet(envelope: row["envelope"])
+            if failing == nil {
+                switch Self.verify(signed, trust: trust) {
+                case .valid(let key):
+                    do { try key.role.authorize(scope: signed.header.scope, device: device, grids: key.grids) } catch { failing = error }
+                case .unknownKey:
+                    failing = LinliError(.unknownKey, "no key of device \(device.hex) is certified for change set \(signed.header.seq) any more")
+                case .invalid(let error):
+                    failing = error
+                }
+            }
+            // Once one fails, the chain after it cannot stand either.
+            guard let error = failing else { continue }
+            try quarantine(db, hash: row["hash"], device: device, seq: UInt64(row["seq"] as Int64), error: error, envelope: row["envelope"], now: now)
             try db.execute(sql: "DELETE FROM linli_log WHERE position = ?", arguments: [row["position"] as Int64])
         }
+        if failing != nil {
+            try session.resetHead(deviceN)
+            session.needsRebuild = true
+        }
+    }
+
+    /// Held change sets of a revoked device beyond its last valid one go
+    /// to quarantine.
+    private func quarantineHeld(_ revocation: Revocation, session: MergeSession, now: UInt64) throws {
+        let db = session.db
+        let error = LinliError(.revoked, "device \(revocation.device.hex) was revoked after its change set \(revocation.lastValidSeq) (\(revocation.reason))")
         let held = try Row.fetchAll(
             db, sql: "SELECT seq, hash, envelope FROM linli_held WHERE device = ? AND seq > ?",
             arguments: [revocation.device.data, Int64(revocation.lastValidSeq)])
@@ -111,10 +150,6 @@ extension ReplicaStore {
                            envelope: row["envelope"], now: now)
         }
         try db.execute(sql: "DELETE FROM linli_held WHERE device = ? AND seq > ?", arguments: [revocation.device.data, Int64(revocation.lastValidSeq)])
-        if !revoked.isEmpty {
-            try session.resetHead(deviceN)
-            session.needsRebuild = true
-        }
     }
 
     /// Change sets refused because their key was unknown are offered again
@@ -318,18 +353,21 @@ extension ReplicaStore {
                         if device != authorityDevice {
                             report.problems.append("\(name): a trust record not made by the authority")
                         } else {
-                            for rowChange in signed.changeSet.rows where rowChange.table == TrustSchema.certificate {
+                            for rowChange in signed.changeSet.rows {
                                 let values = Dictionary(rowChange.writes.map { ($0.field, $0.value) }, uniquingKeysWith: { $1 })
-                                if let certificate = try? Certificate(values) {
+                                if rowChange.table == TrustSchema.certificate, let certificate = try? Certificate(values) {
                                     certified.insert(certificate.device.hex + "/" + certificate.publicKey.hex + "/\(certificate.validFromSeq)")
+                                } else if rowChange.table == TrustSchema.authorityKey, let rotation = try? AuthorityRotation(values) {
+                                    certified.insert(device.hex + "/" + rotation.publicKey.hex + "/\(rotation.validFromSeq)")
                                 }
                             }
                         }
                     }
                     previous = (device, seq, signed.hash)
                 }
-                if authorityDevice != nil {
-                    for row in try Row.fetchAll(db, sql: "SELECT device, public_key, valid_from_seq, role FROM linli_device_key WHERE role != 'authority'") {
+                if let authorityDevice, let root = authorityRoot {
+                    certified.insert(authorityDevice.hex + "/" + root.hex + "/1")
+                    for row in try Row.fetchAll(db, sql: "SELECT device, public_key, valid_from_seq, role FROM linli_device_key") {
                         let entry = Hex.encode(row["device"] as Data) + "/" + Hex.encode(row["public_key"] as Data) + "/\(row["valid_from_seq"] as Int64)"
                         if !certified.contains(entry) {
                             report.problems.append("the key of device \(Hex.encode(row["device"] as Data)) is trusted without a certificate from the authority (forged or inserted by hand)")

@@ -25,6 +25,8 @@ public final class ReplicaStore: Sendable {
     /// The authority's device id, when the replica is configured with a
     /// trust root.
     public let authorityDevice: DeviceID?
+    /// The trust root this replica was configured with.
+    public let authorityRoot: PublicKey?
     let writer: any DatabaseWriter
     /// Milliseconds since 1970; injectable so tests control time.
     let clock: @Sendable () -> UInt64
@@ -77,6 +79,7 @@ public final class ReplicaStore: Sendable {
         }
         self.schema = schema
         self.authorityDevice = authorityDevice
+        self.authorityRoot = authority
         self.clock = clock
         if viewsChanged { try rebuild() }
     }

@@ -368,9 +368,9 @@ extension GoldenVectors {
             rotationMessage: twiceMessage))
         vectors.append(trustVector(
             "refuse-rotation-signed-by-new-key-only",
-            "A rotation whose carrying change set is signed by the new key instead of the root key.",
+            "A rotation whose carrying change set is signed by the new key instead of the root key: that key is not yet the authority's, so the change set waits as signed by an unknown key.",
             try system(DeviceIdentity(device: authority.device, key: nextAuthorityKey, user: "admin"), seq: 1, prev: Data(), [rotationRow]),
-            context: [], accept: false, reason: .badSignature, rotationMessage: rotationMessage))
+            context: [], accept: false, reason: .unknownKey, rotationMessage: rotationMessage))
         let (earlyRow, earlyMessage) = rotation(trustRow(9), next: nextAuthorityKey.publicKey, validFromSeq: 1,
                                                 statementSigner: nextAuthorityKey)
         vectors.append(trustVector(

@@ -160,10 +160,11 @@ func makeChangeSets(_ store: ReplicaStore, as identity: DeviceIdentity, count: I
         // The old key named as the new one: one key, counted once.
         let twice = try rotation(newKey: world.rootKey.publicKey, signedBy: world.rootKey)
         #expect(try replica.apply([twice]).first?.error?.code == .badSignature)
-        // Signed by the new key only: the change set is not the old key's.
+        // Signed by the new key only: that key is not the authority's yet,
+        // so the change set waits as one from an unknown key.
         let newOnly = try Fixtures.signed(DeviceIdentity(device: world.authority.device, key: next, user: "x"), seq: 1, prev: Data(), hlc: 1 << 16,
                                           scope: .system, rows: try rotation(newKey: next.publicKey, signedBy: next).changeSet.rows)
-        #expect(try replica.apply([newOnly]).first?.error?.code == .badSignature)
+        #expect(try replica.apply([newOnly]).first?.error?.code == .unknownKey)
         // Both: accepted.
         #expect(try replica.apply([try rotation(newKey: next.publicKey, signedBy: next)]).first?.status == .applied)
     }
@@ -259,5 +260,50 @@ func makeChangeSets(_ store: ReplicaStore, as identity: DeviceIdentity, count: I
         report = try server.audit()
         #expect(report.forks == 1 && report.problems.contains { $0.hasPrefix("fork:") && $0.contains(inspector.device.hex) })
         #expect(!report.isClean)
+    }
+}
+
+@Suite struct TrustOrderTests {
+    @Test func aCertificateArrivingAfterTheDataGivesTheSameStateAsBefore() throws {
+        let world = try TrustWorld()
+        let device = Fixtures.identity(30)
+        try world.certify(device, role: .inspector, grids: ["G1", "G2"])
+        let phone = try world.replica()
+        _ = try phone.apply(world.trustRecords())
+        var (_, made) = try makeChangeSets(phone, as: device, count: 3)
+        made += try phone.write(as: device) { tx in try tx.create("person", ["grid": .text("G2"), "name": .text("g2")]) }
+        let before = try world.trustRecords()
+        // The grids narrow to G1 from change set 4 on (a new key, too).
+        let newKey = SigningKey(seed: SecretBytes(copying: Data(repeating: 0x3C, count: 32)))
+        try world.certify(device, role: .inspector, grids: ["G1"], from: 4, key: newKey.publicKey)
+
+        let early = try world.replica()   // data first, then the certificate
+        _ = try early.apply(before)
+        #expect(try early.apply(made).allSatisfy { $0.status == .applied })
+        _ = try early.apply(world.trustRecords())
+        let late = try world.replica()    // the certificate first
+        _ = try late.apply(world.trustRecords())
+        let outcomes = try late.apply(made)
+        #expect(outcomes.prefix(3).allSatisfy { $0.status == .applied })
+        #expect(outcomes.last?.isRefused == true)
+
+        #expect(try early.stateDigest() == late.stateDigest())
+        #expect(try early.counts().changeSets == late.counts().changeSets)
+        #expect(try early.quarantined().map(\.seq) == [4])
+        #expect(try early.audit().isClean && late.audit().isClean)
+    }
+
+    @Test func aCertificateCannotNameTheAuthorityAndTheAuthorityCannotRevokeItself() throws {
+        let world = try TrustWorld()
+        let replica = try world.replica()
+        #expect(throws: LinliError.self) {
+            try world.authorityStore.issueCertificate(as: world.authority, device: world.authority.device,
+                                                      publicKey: Fixtures.identity(31).key.publicKey, role: .staff, grids: [])
+        }
+        #expect(throws: LinliError.self) {
+            try world.authorityStore.revoke(as: world.authority, device: world.authority.device, lastValidSeq: 0, reason: "x")
+        }
+        #expect(try world.trustRecords().isEmpty)
+        #expect(try replica.audit().isClean)
     }
 }
