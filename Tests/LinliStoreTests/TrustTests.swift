@@ -307,3 +307,83 @@ func makeChangeSets(_ store: ReplicaStore, as identity: DeviceIdentity, count: I
         #expect(try replica.audit().isClean)
     }
 }
+
+/// Trust records and data reach replicas in any order, with duplicates:
+/// every replica must end with the same log, state and conflicts.
+@Suite struct TrustConvergenceTests {
+    static var seeds: [UInt64] {
+        if let text = ProcessInfo.processInfo.environment["LINLI_TRUST_SEEDS"] {
+            let parts = text.split(separator: "-").compactMap { UInt64($0) }
+            return parts.count == 2 ? Array(parts[0]...parts[1]) : parts
+        }
+        return Array(0..<60)
+    }
+
+    @Test("replicas agree whatever order trust records and data arrive in", arguments: seeds)
+    func converges(seed: UInt64) throws {
+        var random = SeededRandom(seed: seed)
+        let world = try TrustWorld()
+        let devices = (0..<3).map { Fixtures.identity(UInt8(40 + $0)) }
+        for device in devices { try world.certify(device, role: .inspector, grids: ["G1"]) }
+        var data: [SignedChangeSet] = []
+        var shared: [RowID] = []
+        // Each device records on its own phone; rows are shared through the
+        // phones so edits race.
+        let phones = try devices.map { _ in try world.replica() }
+        for phone in phones { _ = try phone.apply(world.trustRecords()) }
+        let rotated = SigningKey(seed: SecretBytes(copying: Data(repeating: UInt8(truncatingIfNeeded: seed) | 1, count: 32)))
+        let rotateAt = UInt64(Int.random(in: 2...5, using: &random))
+        var identities = devices
+        for step in 0..<18 {
+            let index = Int.random(in: 0..<3, using: &random)
+            let phone = phones[index]
+            let seq = (try phone.heads()[devices[index].device]?.seq ?? 0) + 1
+            if index == 1, seq == rotateAt {
+                try world.certify(devices[1], role: .inspector, grids: ["G1"], from: rotateAt, key: rotated.publicKey)
+                for phone in phones { _ = try phone.apply(world.trustRecords()) }
+                identities[1] = DeviceIdentity(device: devices[1].device, key: rotated, user: devices[1].user)
+            }
+            _ = try phone.apply(data)
+            let made: [SignedChangeSet]
+            if let row = shared.randomElement(using: &random), Bool.random(using: &random),
+               try phone.row("person", row)?[MergeRules.deletedField] == .boolean(false) {
+                made = try phone.write(as: identities[index]) { tx in try tx.update("person", row, ["phone": .text("1380000\(step)")]) }
+            } else {
+                var row = RowID.random()
+                made = try phone.write(as: identities[index]) { tx in row = try tx.create("person", ["grid": .text("G1"), "name": .text("p\(step)")]) }
+                shared.append(row)
+            }
+            data += made
+        }
+        // Revoke device 0 at a random point of its history.
+        let revokedAfter = UInt64(Int.random(in: 0...4, using: &random))
+        try world.authorityStore.revoke(as: world.authority, device: devices[0].device, lastValidSeq: revokedAfter, reason: "lost")
+        let everything = try world.trustRecords() + data.map(\.envelope)
+
+        var digests = Set<Data>()
+        var logs = Set<Int>()
+        var conflicts: [[Conflict]] = []
+        for _ in 0..<4 {
+            let replica = try world.replica()
+            var order = everything + everything.prefix(Int.random(in: 0...everything.count, using: &random))
+            order.shuffle(using: &random)
+            // Deliver in a few separate applies, as syncs would.
+            var start = 0
+            while start < order.count {
+                let end = min(order.count, start + Int.random(in: 1...12, using: &random))
+                _ = try replica.apply(Array(order[start..<end]))
+                start = end
+            }
+            #expect(try replica.quarantined().allSatisfy { $0.code == .revoked }, "seed \(seed): only revoked change sets stay refused")
+            digests.insert(try replica.stateDigest())
+            logs.insert(try replica.counts().changeSets)
+            conflicts.append(try replica.conflicts())
+            #expect(try replica.counts().held == 0, "seed \(seed): change sets still held")
+            let audit = try replica.audit()
+            #expect(audit.isClean, "seed \(seed): \(audit.problems)")
+        }
+        #expect(digests.count == 1, "seed \(seed): replicas differ")
+        #expect(logs.count == 1, "seed \(seed): logs differ in length")
+        #expect(conflicts.allSatisfy { $0 == conflicts[0] }, "seed \(seed): conflicts differ")
+    }
+}
