@@ -39,9 +39,11 @@ bench: deps
 	$(SWIFT) build -c release --product linli-bench
 	.build/release/linli-bench merge --json
 
-# Regenerates Protocol/vectors/*.json (reproducible: the same bytes each time).
+# Regenerates Protocol/vectors/*.json and Protocol/vectors/trust/*.json
+# (reproducible: the same bytes each time).
 vectors: deps
 	$(SWIFT) run linli-sim vectors --out Protocol/vectors
+	$(SWIFT) run linli-sim trust-vectors --out Protocol/vectors/trust
 
 clean-demo:
 	rm -rf demo-data
