@@ -35,10 +35,8 @@ extension ReplicaStore {
     /// Every survivor of the replica, with names and device ids in place of
     /// this replica's own numbers. Reads the whole field state.
     func allSurvivors(_ db: Database) throws -> [FieldEntry] {
-        var names: [Int64: String] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT n, name FROM linli_name") { names[row["n"]] = row["name"] }
-        var devices: [Int64: DeviceID] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT n, device FROM linli_device") { devices[row["n"]] = DeviceID(bytes: row["device"] as Data) }
+        let lookup = try NameLookup(db)
+        let (names, devices) = (lookup.names, lookup.devices)
         var entries: [FieldEntry] = []
         let cursor = try Row.fetchCursor(db, sql: "SELECT table_n, row, state FROM linli_row_state")
         while let row = try cursor.next() {

@@ -38,6 +38,7 @@ extension ReplicaStore {
         try run {
             try writer.read { db in
                 var result: [Conflict] = []
+                let lookup = try NameLookup(db)
                 for table in schema.tables where tableName == nil || table.name == tableName {
                     var sql = "SELECT id, _scope, _deleted FROM \(StoreSchema.quoted(table.name)) WHERE _conflicts IS NOT NULL"
                     var arguments: StatementArguments = []
@@ -48,7 +49,7 @@ extension ReplicaStore {
                     sql += " ORDER BY id"
                     for viewRow in try Row.fetchAll(db, sql: sql, arguments: arguments) {
                         guard let row = RowID(bytes: viewRow["id"] as Data) else { continue }
-                        result += try fieldConflicts(db, table: table, row: row, scope: viewRow["_scope"], deleted: viewRow["_deleted"])
+                        result += try fieldConflicts(db, table: table, row: row, scope: viewRow["_scope"], deleted: viewRow["_deleted"], lookup: lookup)
                     }
                 }
                 return result
@@ -56,8 +57,8 @@ extension ReplicaStore {
         }
     }
 
-    private func fieldConflicts(_ db: Database, table: TableSchema, row: RowID, scope: String, deleted: Bool) throws -> [Conflict] {
-        let survivors = try survivorsWithAuthors(db, table: table.name, row: row)
+    private func fieldConflicts(_ db: Database, table: TableSchema, row: RowID, scope: String, deleted: Bool, lookup: NameLookup) throws -> [Conflict] {
+        let survivors = try survivorsWithAuthors(db, table: table.name, row: row, lookup: lookup)
         var conflicts: [Conflict] = []
         let deleteWritten = survivors[MergeRules.deletedField]?.contains { $0.value.boolean == true } ?? false
         for (field, values) in survivors.sorted(by: { $0.key < $1.key }) where values.count > 1 {
@@ -68,16 +69,14 @@ extension ReplicaStore {
     }
 
     /// Survivors of each field of one row, with their authors, shown first.
-    func survivorsWithAuthors(_ db: Database, table: String, row: RowID) throws -> [String: [CompetingValue]] {
+    func survivorsWithAuthors(_ db: Database, table: String, row: RowID, lookup: NameLookup) throws -> [String: [CompetingValue]] {
         guard let state = try Data.fetchOne(db, sql: """
             SELECT r.state FROM linli_row_state r JOIN linli_name t ON t.n = r.table_n WHERE t.name = ? AND r.row = ?
             """, arguments: [table, row.data]) else { return [:] }
         var grouped: [String: [Survivor]] = [:]
         var users: [Dot: String] = [:]
         for stored in try RowStateCodec.decode(state) {
-            guard let field = try String.fetchOne(db, sql: "SELECT name FROM linli_name WHERE n = ?", arguments: [stored.fieldN]),
-                  let deviceBytes = try Data.fetchOne(db, sql: "SELECT device FROM linli_device WHERE n = ?", arguments: [stored.deviceN]),
-                  let device = DeviceID(bytes: deviceBytes) else {
+            guard let field = lookup.names[stored.fieldN], let device = lookup.devices[stored.deviceN] else {
                 throw LinliError(.storage, "a row state names a field or device this replica does not know; run a rebuild")
             }
             let dot = Dot(device: device, seq: stored.seq, index: stored.index)
@@ -90,6 +89,21 @@ extension ReplicaStore {
             return list.sorted { MergeRules.outranks($0, $1) }.map {
                 CompetingValue(value: $0.value, dot: $0.dot, user: users[$0.dot] ?? "", hlc: $0.hlc, shown: $0 == shown)
             }
+        }
+    }
+
+    /// This replica's numbering of names and devices, read once per query.
+    struct NameLookup {
+        let names: [Int64: String]
+        let devices: [Int64: DeviceID]
+
+        init(_ db: Database) throws {
+            var names: [Int64: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT n, name FROM linli_name") { names[row["n"]] = row["name"] }
+            var devices: [Int64: DeviceID] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT n, device FROM linli_device") { devices[row["n"]] = DeviceID(bytes: row["device"] as Data) }
+            self.names = names
+            self.devices = devices
         }
     }
 
