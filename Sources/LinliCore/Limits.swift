@@ -39,6 +39,15 @@ public enum Limits {
     /// millisecond; the counter has 16 bits.
     public static let clockCounterMax: UInt64 = 0xFFFF
 
+    // MARK: Sync requests
+
+    /// How far a signed request's time may be from the server's, either
+    /// way, in milliseconds.
+    public static let requestClockSkewMillisecondsMax: UInt64 = 5 * 60 * 1000
+    /// Most nonces a server remembers at once; with the skew window this
+    /// bounds how many requests per window it can tell apart from replays.
+    public static let requestNoncesMax = 1_000_000
+
     // MARK: Schema
 
     /// Most tables in one schema pack.

@@ -36,6 +36,11 @@ public struct LinliError: Error, Sendable, Equatable, CustomStringConvertible {
         case revoked
         case outOfScope = "out_of_scope"
         case notPermitted = "not_permitted"
+        // Sync requests.
+        case badRequestSignature = "bad_request_signature"
+        case staleRequest = "stale_request"
+        case replayedRequest = "replayed_request"
+        case unknownDevice = "unknown_device"
         // Local operations.
         case invalidInput = "invalid_input"
         case notFound = "not_found"
