@@ -82,7 +82,19 @@ extension ReplicaStore {
         return PreparedBatch(envelopes: envelopes, decoded: decoded, verifications: verifications)
     }
 
-    private func commitBatch(_ prepared: PreparedBatch, policy: ApplyPolicy) throws -> [ApplyOutcome] {
+    /// Applies one page of a pull and records `cursor` as the position it
+    /// ends at, in the same transaction: after a crash or a cut-off sync
+    /// either both are there or neither, so a pull resumes from the cursor
+    /// with no gap and no duplicate. A page may hold at most
+    /// ``Limits/changeSetsPerBatchMax`` change sets.
+    public func applyPage(_ envelopes: [Data], cursor: SyncCursor, policy: ApplyPolicy = .replica) throws -> [ApplyOutcome] {
+        guard envelopes.count <= Limits.changeSetsPerBatchMax else {
+            throw LinliError(.overLimit, "a page holds \(envelopes.count) change sets; changeSetsPerBatchMax is \(Limits.changeSetsPerBatchMax)")
+        }
+        return try commitBatch(try prepareBatch(envelopes), policy: policy, cursor: cursor)
+    }
+
+    private func commitBatch(_ prepared: PreparedBatch, policy: ApplyPolicy, cursor: SyncCursor? = nil) throws -> [ApplyOutcome] {
         let (envelopes, decoded, verifications) = (prepared.envelopes, prepared.decoded, prepared.verifications)
         // 3. Chain, schema, scope and merge, in one transaction.
         let now = clock()
@@ -117,6 +129,7 @@ extension ReplicaStore {
                 }
                 try session.finish()
                 if session.needsRebuild { try rebuildDerived(db, now: now) }
+                if let cursor { try Self.store(cursor, db) }
                 return outcomes
             }
         }

@@ -400,3 +400,49 @@ import Testing
         #expect(try store.quarantined().count == 1)
     }
 }
+
+@Suite struct SyncStateTests {
+    @Test func aPageAndItsCursorAreStoredTogetherAndAResumedPullDuplicatesNothing() throws {
+        let alice = Fixtures.identity(1)
+        let source = try Fixtures.store(knowing: [alice])
+        var row = RowID.random()
+        try source.write(as: alice) { tx in row = try tx.create("person", ["grid": .text("G1"), "name": .text("n0")]) }
+        for index in 1..<10 { try source.write(as: alice) { tx in try tx.update("person", row, ["name": .text("n\(index)")]) } }
+        let stream = try source.changeSets(after: 0)
+        #expect(stream.count == 10)
+
+        let folder = Fixtures.TemporaryDirectory()
+        let path = folder.path("pulling.sqlite")
+        do {
+            let replica = try Fixtures.store(path: path, knowing: [alice])
+            let page = Array(stream.prefix(4))
+            _ = try replica.applyPage(page.map(\.envelope), cursor: SyncCursor(name: "server", position: page.last!.position))
+            #expect(try replica.cursor("server") == page.last!.position)
+        }
+        // The sync was cut off; the replica reopens and resumes from its cursor,
+        // and a page delivered twice changes nothing.
+        let replica = try ReplicaStore(path: path, schema: Fixtures.schema)
+        let resumeAt = try replica.cursor("server")
+        let rest = try source.changeSets(after: resumeAt)
+        #expect(rest.count == 6 && rest.first!.position == resumeAt + 1)
+        let outcomes = try replica.applyPage((Array(stream.prefix(4)) + rest).map(\.envelope), cursor: SyncCursor(name: "server", position: rest.last!.position))
+        #expect(outcomes.filter { $0.status == .duplicate }.count == 4 && outcomes.filter { $0.status == .applied }.count == 6)
+        #expect(try replica.stateDigest() == source.stateDigest())
+        #expect(try replica.cursor("server") == stream.last!.position)
+    }
+
+    @Test func theOutboxHoldsWhatThePeerHasNotAcknowledged() throws {
+        let alice = Fixtures.identity(1)
+        let phone = try Fixtures.store(knowing: [alice])
+        var row = RowID.random()
+        try phone.write(as: alice) { tx in row = try tx.create("person", ["grid": .text("G1"), "name": .text("a")]) }
+        try phone.write(as: alice) { tx in try tx.update("person", row, ["name": .text("b")]) }
+        try phone.write(as: alice) { tx in try tx.update("person", row, ["name": .text("c")]) }
+        #expect(try phone.outbox(device: alice.device).map(\.header.seq) == [1, 2, 3])
+        try phone.acknowledge(device: alice.device, through: 2)
+        #expect(try phone.outbox(device: alice.device).map(\.header.seq) == [3])
+        try phone.acknowledge(device: alice.device, through: 1)
+        #expect(try phone.outbox(device: alice.device).map(\.header.seq) == [3], "acknowledgements only move forward")
+        #expect(throws: LinliError.self) { try phone.applyPage(Array(repeating: Data(), count: Limits.changeSetsPerBatchMax + 1), cursor: SyncCursor(name: "s", position: 1)) }
+    }
+}
