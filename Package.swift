@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "LinliCrypto", targets: ["LinliCrypto"]),
         .library(name: "LinliProtocol", targets: ["LinliProtocol"]),
         .library(name: "LinliStore", targets: ["LinliStore"]),
+        .library(name: "LinliServer", targets: ["LinliServer"]),
+        .library(name: "LinliClient", targets: ["LinliClient"]),
+        .executable(name: "linli-server", targets: ["linli-server"]),
         .executable(name: "linli-bench", targets: ["linli-bench"]),
         .executable(name: "linli-sim", targets: ["linli-sim"]),
         .executable(name: "linli-admin", targets: ["linli-admin"]),
@@ -23,6 +26,10 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // System libraries, found through pkg-config.
@@ -48,6 +55,37 @@ let package = Package(
                 "LinliCore", "LinliCrypto", "LinliProtocol", "CSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: strict),
+
+        // The sync server: push, pull and status over HTTP, on Hummingbird.
+        .target(
+            name: "LinliServer",
+            dependencies: [
+                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
+        // The client library every client uses: the replica plus sync.
+        .target(
+            name: "LinliClient",
+            dependencies: [
+                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "linli-server",
+            dependencies: [
+                "LinliServer", "LinliCore", "LinliCrypto", "LinliStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Clients/linli-server",
             swiftSettings: strict),
 
         // Fixtures shared by the tests, the simulator and the benchmark.
@@ -89,6 +127,11 @@ let package = Package(
         .testTarget(
             name: "LinliProtocolTests",
             dependencies: ["LinliProtocol", "LinliCore", "LinliCrypto", "LinliStore", "LinliTesting",
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "LinliServerTests",
+            dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliClient", "LinliTesting",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict),
         .testTarget(

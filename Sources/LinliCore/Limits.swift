@@ -48,6 +48,16 @@ public enum Limits {
     /// bounds how many requests per window it can tell apart from replays.
     public static let requestNoncesMax = 1_000_000
 
+    /// Largest request body the server reads, in bytes (16 MiB).
+    public static let requestBodyBytesMax = 16 << 20
+    /// Most change sets in one push.
+    public static let pushChangeSetsMax = 1_000
+    /// Most change sets in one pulled page.
+    public static let pullChangeSetsMax = 1_000
+    /// Largest pulled page, in bytes of envelopes (4 MiB); a page always
+    /// holds at least one change set.
+    public static let pullPageBytesMax = 4 << 20
+
     // MARK: Schema
 
     /// Most tables in one schema pack.
@@ -81,5 +91,9 @@ public enum Limits {
             && rowsPerChangeSetMax <= writesPerChangeSetMax
             && nameBytesMax < valueBytesMax
             && changeSetsPerBatchMax > 0
+            && pushChangeSetsMax <= changeSetsPerBatchMax
+            && pullChangeSetsMax <= changeSetsPerBatchMax
+            && changeSetBytesMax <= pullPageBytesMax
+            && pushChangeSetsMax * 64 <= requestBodyBytesMax
     }
 }

@@ -427,3 +427,45 @@ extension ReplicaStore {
         return rows
     }
 }
+
+// MARK: Who is asking
+
+/// What a device may do, from the certificates and revocations a replica
+/// holds: its current key, role and grids.
+public struct DeviceAccess: Sendable, Equatable {
+    public let device: DeviceID
+    public let key: PublicKey
+    public let role: Role
+    public let grids: Set<String>
+
+    /// The scopes whose change sets the device receives: its grids (all of
+    /// them for staff, the server and the authority), its own kiosk scope,
+    /// public records and trust records. `nil` means every scope.
+    public var readableScopes: Set<Scope>? {
+        switch role {
+        case .staff, .server, .authority: return nil
+        case .inspector: return Set(grids.map { Scope.grid($0) }).union([.public, .system])
+        case .kiosk: return [.kiosk(device), .public, .system]
+        }
+    }
+}
+
+extension ReplicaStore {
+    /// The device's current key, role and grids. Throws `unknown_device`
+    /// for a device without a certificate and `revoked` for a revoked one.
+    public func access(_ device: DeviceID) throws -> DeviceAccess {
+        try run {
+            try writer.read { db in
+                guard let trust = try Self.loadTrust(db, devices: [device])[device],
+                      let current = trust.keys.max(by: { $0.from < $1.from }) else {
+                    throw LinliError(.unknownDevice, "device \(device.hex) is not enrolled with this server",
+                                     hint: "enrol the device with linli-admin and sync the trust records to the server")
+                }
+                if let last = trust.lastValidSeq {
+                    throw LinliError(.revoked, "device \(device.hex) was revoked after its change set \(last)")
+                }
+                return DeviceAccess(device: device, key: current.key, role: current.role, grids: current.grids)
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import LinliCore
+import LinliCrypto
+import LinliServer
+import LinliStore
+import Logging
+
+/// `linli-server serve`: the sync server on embedded SQLite.
+@main
+struct LinliServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "linli-server", abstract: "The Linli sync server.", subcommands: [Serve.self])
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve push and pull over HTTP.",
+        discussion: "Every option may also come from the environment: LINLI_DATA, LINLI_LISTEN, LINLI_AUTHORITY, LINLI_SCHEMA.")
+
+    @Option(help: "Folder for the server's store.") var data: String?
+    @Option(help: "Address to listen on, HOST:PORT.") var listen: String?
+    @Option(help: "The authority root public key (64 hex digits).") var authority: String?
+    @Option(help: "A schema pack (JSON) the server validates change sets against.") var schema: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let data = self.data ?? environment["LINLI_DATA"] ?? "server-data"
+        let listen = self.listen ?? environment["LINLI_LISTEN"] ?? "127.0.0.1:8080"
+        guard let rootHex = authority ?? environment["LINLI_AUTHORITY"], let root = PublicKey(hex: rootHex) else {
+            throw ValidationError("give the authority root public key with --authority or LINLI_AUTHORITY (linli-admin authority show prints it)")
+        }
+        let parts = listen.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen takes HOST:PORT, e.g. 127.0.0.1:8080") }
+        var domain = Schema(name: "empty", version: 0, tables: [])
+        if let path = schema ?? environment["LINLI_SCHEMA"] {
+            guard let contents = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the schema \(path)") }
+            domain = try JSONDecoder().decode(Schema.self, from: contents)
+        }
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let store = try ReplicaStore(path: (data as NSString).appendingPathComponent("server.sqlite"), schema: domain, authority: root)
+        var logger = Logger(label: "linli-server")
+        logger.logLevel = .info
+        let router = SyncServer.router(SyncService(store: store), logger: logger)
+        let app = Application(router: router, configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "linli-server"),
+                              logger: logger)
+        logger.info("listening", metadata: ["address": "\(listen)", "data": "\(data)"])
+        try await app.runService()
+    }
+}

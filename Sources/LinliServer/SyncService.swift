@@ -1,0 +1,118 @@
+import Dispatch
+import Foundation
+import LinliCore
+import LinliCrypto
+import LinliProtocol
+import LinliStore
+import SwiftProtobuf
+
+/// The sync protocol without HTTP: authenticate a request, push, pull.
+/// The HTTP layer (``SyncServer``) only moves bytes in and out.
+public final class SyncService: Sendable {
+    public let store: ReplicaStore
+    let verifier = RequestVerifier()
+    let clock: @Sendable () -> UInt64
+
+    public init(store: ReplicaStore, clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock) {
+        self.store = store
+        self.clock = clock
+    }
+
+    /// Checks a request's signature headers (PROTOCOL.md 1.3) and returns
+    /// what the device may do.
+    public func authenticate(method: String, path: String, body: Data, header: (String) -> String?) throws -> DeviceAccess {
+        let signature = try RequestSignature(header: header)
+        var access: DeviceAccess?
+        try verifier.verify(signature, method: method, path: path, body: body, now: clock()) { device throws(LinliError) -> PublicKey in
+            do {
+                let found = try store.access(device)
+                access = found
+                return found.key
+            } catch let error as LinliError {
+                throw error
+            } catch {
+                throw LinliError(.storage, "\(error)")
+            }
+        }
+        return access!
+    }
+
+    /// Takes a device's own change sets. Each is verified, checked and
+    /// committed durably before the answer says `accepted`; refused ones are
+    /// kept with the reason.
+    public func push(_ body: Data, from access: DeviceAccess) throws -> Data {
+        let request: Linli_V1_PushRequest
+        do { request = try Linli_V1_PushRequest(serializedBytes: body) } catch {
+            throw LinliError(.malformed, "the push body is not a PushRequest: \(error)")
+        }
+        guard request.changeSets.count <= Limits.pushChangeSetsMax else {
+            throw LinliError(.overLimit, "the push holds \(request.changeSets.count) change sets; pushChangeSetsMax is \(Limits.pushChangeSetsMax)",
+                             hint: "push in several requests")
+        }
+        // A device pushes only its own change sets.
+        var results = [Linli_V1_PushResult?](repeating: nil, count: request.changeSets.count)
+        var own: [(Int, Data)] = []
+        for (index, envelope) in request.changeSets.enumerated() {
+            if let signed = try? SignedChangeSet(envelope: envelope), signed.header.device != access.device {
+                var result = Linli_V1_PushResult()
+                result.hash = signed.hash
+                result.seq = signed.header.seq
+                result.status = "refused"
+                result.code = LinliError.Code.notPermitted.rawValue
+                result.message = "a device pushes only its own change sets; this one is device \(signed.header.device.hex)'s"
+                results[index] = result
+            } else {
+                own.append((index, envelope))
+            }
+        }
+        let outcomes = try store.apply(own.map(\.1), policy: .gatekeeper)
+        for ((index, _), outcome) in zip(own, outcomes) {
+            var result = Linli_V1_PushResult()
+            result.hash = outcome.hash
+            result.seq = outcome.seq ?? 0
+            switch outcome.status {
+            case .applied: result.status = "accepted"
+            case .duplicate: result.status = "duplicate"
+            case .held: result.status = "held"
+            case .refused(let error):
+                result.status = "refused"
+                result.code = error.code.rawValue
+                result.message = error.message
+            }
+            results[index] = result
+        }
+        var response = Linli_V1_PushResponse()
+        response.results = results.compactMap { $0 }
+        return try response.serializedBytes()
+    }
+
+    /// Change sets in the device's scopes after `after`, one bounded page.
+    public func pull(after: Int64, limit: Int, for access: DeviceAccess) throws -> Data {
+        let limit = max(1, min(limit, Limits.pullChangeSetsMax))
+        let found = try store.changeSets(after: after, scopes: access.readableScopes, limit: limit)
+        var response = Linli_V1_PullResponse()
+        var bytes = 0
+        var cursor = after
+        for (position, envelope) in found {
+            if bytes + envelope.count > Limits.pullPageBytesMax, !response.changeSets.isEmpty { break }
+            var entry = Linli_V1_PulledChangeSet()
+            entry.position = UInt64(position)
+            entry.envelope = envelope
+            response.changeSets.append(entry)
+            bytes += envelope.count
+            cursor = position
+        }
+        response.cursor = UInt64(cursor)
+        response.more = response.changeSets.count < found.count || found.count == limit
+        return try response.serializedBytes()
+    }
+}
+
+/// Runs blocking store work off the cooperative thread pool.
+func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global(qos: .userInitiated).async {
+            continuation.resume(with: Result { try work() })
+        }
+    }
+}
