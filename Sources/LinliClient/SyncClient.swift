@@ -96,6 +96,13 @@ public final class SyncClient: Sendable {
         return report
     }
 
+    /// The server's view of this device: its refused change sets (with
+    /// reasons) and the conflicts in its scopes, as the server's JSON.
+    public func status() async throws -> [String: Any] {
+        let data = try await send("GET", "/v1/status", body: Data())
+        return (try JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
     /// One signed request, retried on network failures and 5xx answers.
     func send(_ method: String, _ path: String, body: Data) async throws -> Data {
         var attempt = 0

@@ -13,6 +13,7 @@ import NIOCore
 /// | --- | --- | --- |
 /// | `POST /v1/push` | `PushRequest` | `PushResponse` |
 /// | `GET /v1/pull?after=N&limit=M` | none | `PullResponse` |
+/// | `GET /v1/status` | none | JSON: refused change sets, conflicts |
 /// | `GET /healthz` | none | `ok` |
 ///
 /// Errors answer with JSON `{"code", "message", "hint"}` and a status that
@@ -41,6 +42,13 @@ public enum SyncServer {
                 let limit = Int(parameters["limit"].map(String.init) ?? "") ?? Limits.pullChangeSetsMax
                 let answer = try await offload { try service.pull(after: after, limit: limit, for: access) }
                 return Response(status: .ok, headers: [.contentType: protobuf], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+            }
+        }
+        router.get("/v1/status") { request, _ -> Response in
+            await respond(logger: logger) {
+                let access = try service.authenticate(method: "GET", path: request.uri.string, body: Data(), header: header(request))
+                let answer = try await offload { try service.status(for: access) }
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
             }
         }
         return router

@@ -116,3 +116,27 @@ func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thro
         }
     }
 }
+
+extension SyncService {
+    /// What a device asks after a sync: which of its change sets the server
+    /// refused and why, and which fields in its scopes are in conflict.
+    /// JSON, so a person can read it too.
+    public func status(for access: DeviceAccess) throws -> Data {
+        let refused = try store.quarantined().filter { $0.device == access.device }.map { record -> [String: Any] in
+            ["seq": record.seq ?? 0, "hash": Hex.encode(record.hash), "code": record.code.rawValue, "message": record.message,
+             "received_at": Int64(record.receivedAt.timeIntervalSince1970 * 1000)]
+        }
+        let scopes = access.readableScopes
+        let conflicts = try store.conflicts().filter { conflict in
+            scopes.map { $0.contains(Scope(conflict.scope) ?? .public) } ?? true
+        }.map { conflict -> [String: Any] in
+            ["table": conflict.table, "row": conflict.row.hex, "field": conflict.field, "scope": conflict.scope, "kind": conflict.kind.rawValue,
+             "values": conflict.values.map { value -> [String: Any] in
+                 ["value": value.value.description, "device": value.dot.device.hex, "seq": value.dot.seq, "user": value.user,
+                  "hlc": value.hlc.rawValue, "shown": value.shown]
+             }]
+        }
+        return try JSONSerialization.data(withJSONObject: ["device": access.device.hex, "refused": refused, "conflicts": conflicts],
+                                          options: [.sortedKeys])
+    }
+}

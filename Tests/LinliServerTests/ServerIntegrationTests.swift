@@ -102,6 +102,10 @@ final class RunningServer: @unchecked Sendable {
         try await clients[0].sync()
         let conflicts = try phones[2].conflicts()
         #expect(conflicts.map(\.field) == ["phone"] && conflicts.first?.values.count == 2)
+        // The server's status shows the same conflict to an inspector of the grid.
+        let status = try await clients[0].status()
+        let listed = status["conflicts"] as? [[String: Any]] ?? []
+        #expect(listed.count == 1 && listed.first?["field"] as? String == "phone")
 
         // Staff settles it; everyone converges.
         try phones[2].write(as: zhang) { tx in try tx.update("person", resident, ["phone": .text("13800138001")]) }
@@ -161,6 +165,9 @@ final class RunningServer: @unchecked Sendable {
         let (data, _) = try await URLSession.shared.data(for: request)
         let results = try Linli_V1_PushResponse(serializedBytes: data).results
         #expect(results.map(\.status) == ["refused"] && results.first?.code == "out_of_scope")
+        // The author can see the refusal and its reason; the bytes are kept.
+        let refused = try await client.status()["refused"] as? [[String: Any]] ?? []
+        #expect(refused.count == 1 && refused.first?["code"] as? String == "out_of_scope")
 
         // Oversize body.
         let huge = Data(count: Limits.requestBodyBytesMax + 1)
