@@ -6,6 +6,8 @@ import LinliCrypto
 import LinliServer
 import LinliStore
 import Logging
+import Metrics
+import Prometheus
 
 /// `linli-server serve`: the sync server on embedded SQLite.
 @main
@@ -42,7 +44,9 @@ struct Serve: AsyncParsableCommand {
         let store = try ReplicaStore(path: (data as NSString).appendingPathComponent("server.sqlite"), schema: domain, authority: root)
         var logger = Logger(label: "linli-server")
         logger.logLevel = .info
-        let router = SyncServer.router(SyncService(store: store), logger: logger)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let router = SyncServer.router(SyncService(store: store), logger: logger, metrics: registry)
         let app = Application(router: router, configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "linli-server"),
                               logger: logger)
         logger.info("listening", metadata: ["address": "\(listen)", "data": "\(data)"])

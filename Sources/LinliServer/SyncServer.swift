@@ -6,6 +6,7 @@ import LinliProtocol
 import LinliStore
 import Logging
 import NIOCore
+import Prometheus
 
 /// The HTTP face of ``SyncService``, on Hummingbird.
 ///
@@ -15,15 +16,23 @@ import NIOCore
 /// | `GET /v1/pull?after=N&limit=M` | none | `PullResponse` |
 /// | `GET /v1/status` | none | JSON: refused change sets, conflicts |
 /// | `GET /healthz` | none | `ok` |
+/// | `GET /metrics` | none | Prometheus text: pushes, pulls, refusals by reason, commit latency |
 ///
 /// Errors answer with JSON `{"code", "message", "hint"}` and a status that
 /// fits the code (PROTOCOL.md).
 public enum SyncServer {
     public static let protobuf = "application/x-protobuf"
 
-    public static func router(_ service: SyncService, logger: Logger) -> Router<BasicRequestContext> {
+    /// The routes. `metrics` is the registry the process bootstrapped
+    /// swift-metrics with; `/metrics` shows it in Prometheus text format.
+    public static func router(_ service: SyncService, logger: Logger, metrics: PrometheusCollectorRegistry? = nil) -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/healthz") { _, _ in "ok" }
+        if let metrics {
+            router.get("/metrics") { _, _ -> Response in
+                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+            }
+        }
         router.post("/v1/push") { request, _ -> Response in
             await respond(logger: logger) {
                 let body = try await readBody(request)

@@ -4,6 +4,7 @@ import LinliCore
 import LinliCrypto
 import LinliProtocol
 import LinliStore
+import Metrics
 import SwiftProtobuf
 
 /// The sync protocol without HTTP: authenticate a request, push, pull.
@@ -65,7 +66,11 @@ public final class SyncService: Sendable {
                 own.append((index, envelope))
             }
         }
+        let started = DispatchTime.now().uptimeNanoseconds
         let outcomes = try store.apply(own.map(\.1), policy: .gatekeeper)
+        Timer(label: "linli_push_commit_seconds").recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+        Counter(label: "linli_pushes_total").increment()
+        Counter(label: "linli_pushed_change_sets_total").increment(by: own.count)
         for ((index, _), outcome) in zip(own, outcomes) {
             var result = Linli_V1_PushResult()
             result.hash = outcome.hash
@@ -78,6 +83,7 @@ public final class SyncService: Sendable {
                 result.status = "refused"
                 result.code = error.code.rawValue
                 result.message = error.message
+                Counter(label: "linli_refusals_total", dimensions: [("reason", error.code.rawValue)]).increment()
             }
             results[index] = result
         }
@@ -104,6 +110,8 @@ public final class SyncService: Sendable {
         }
         response.cursor = UInt64(cursor)
         response.more = response.changeSets.count < found.count || found.count == limit
+        Counter(label: "linli_pulls_total").increment()
+        Counter(label: "linli_pulled_change_sets_total").increment(by: response.changeSets.count)
         return try response.serializedBytes()
     }
 }

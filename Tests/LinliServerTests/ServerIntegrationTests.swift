@@ -117,6 +117,10 @@ final class RunningServer: @unchecked Sendable {
         // A second sync moves nothing: pushes are idempotent, the cursor holds.
         let again = try await clients[0].sync()
         #expect(again.pushed == 0 && again.pulled == 0)
+        // The server counted it all.
+        let (metricsData, _) = try await URLSession.shared.data(from: server.url.appendingPathComponent("metrics"))
+        let metrics = String(decoding: metricsData, as: UTF8.self)
+        #expect(metrics.contains("linli_pushes_total") && metrics.contains("linli_pulls_total") && metrics.contains("linli_push_commit_seconds"))
     }
 
     @Test func refusalsGetTheirDocumentedErrorsAndNothingIsLost() async throws {
@@ -184,5 +188,7 @@ final class RunningServer: @unchecked Sendable {
         } catch let error as LinliError {
             #expect(error.code == .revoked)
         }
+        let (metricsData, _) = try await URLSession.shared.data(from: server.url.appendingPathComponent("metrics"))
+        #expect(String(decoding: metricsData, as: UTF8.self).contains("linli_refusals_total{reason=\"out_of_scope\"}"))
     }
 }
