@@ -138,7 +138,8 @@ let package = Package(
         .testTarget(
             name: "LinliServerTests",
             dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliClient", "LinliTesting",
-                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                           .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
         .testTarget(
             name: "LinliAdminTests",

@@ -19,8 +19,11 @@ struct LinliServerCommand: AsyncParsableCommand {
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve push and pull over HTTP.",
-        discussion: "Every option may also come from the environment: LINLI_DATA, LINLI_LISTEN, LINLI_AUTHORITY, LINLI_SCHEMA.")
+        discussion: """
+            Settings come from the flags, else the environment (LINLI_DATA, LINLI_LISTEN, LINLI_AUTHORITY,             LINLI_SCHEMA), else the configuration file (--config, JSON with the keys data, listen, authority, schema).
+            """)
 
+    @Option(help: "A JSON configuration file.") var config: String?
     @Option(help: "Folder for the server's store.") var data: String?
     @Option(help: "Address to listen on, HOST:PORT.") var listen: String?
     @Option(help: "The authority root public key (64 hex digits).") var authority: String?
@@ -28,15 +31,23 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let data = self.data ?? environment["LINLI_DATA"] ?? "server-data"
-        let listen = self.listen ?? environment["LINLI_LISTEN"] ?? "127.0.0.1:8080"
-        guard let rootHex = authority ?? environment["LINLI_AUTHORITY"], let root = PublicKey(hex: rootHex) else {
+        var file: [String: String] = [:]
+        if let config {
+            guard let contents = FileManager.default.contents(atPath: config),
+                  let object = try? JSONSerialization.jsonObject(with: contents) as? [String: String] else {
+                throw ValidationError("cannot read the configuration \(config): it must be a JSON object of strings")
+            }
+            file = object
+        }
+        let data = self.data ?? environment["LINLI_DATA"] ?? file["data"] ?? "server-data"
+        let listen = self.listen ?? environment["LINLI_LISTEN"] ?? file["listen"] ?? "127.0.0.1:8080"
+        guard let rootHex = authority ?? environment["LINLI_AUTHORITY"] ?? file["authority"], let root = PublicKey(hex: rootHex) else {
             throw ValidationError("give the authority root public key with --authority or LINLI_AUTHORITY (linli-admin authority show prints it)")
         }
         let parts = listen.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen takes HOST:PORT, e.g. 127.0.0.1:8080") }
         var domain = Schema(name: "empty", version: 0, tables: [])
-        if let path = schema ?? environment["LINLI_SCHEMA"] {
+        if let path = schema ?? environment["LINLI_SCHEMA"] ?? file["schema"] {
             guard let contents = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the schema \(path)") }
             domain = try JSONDecoder().decode(Schema.self, from: contents)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -18,17 +19,30 @@ final class RunningServer: @unchecked Sendable {
         .appendingPathComponent(".build/debug/linli-server").path
 
     let folder = Fixtures.TemporaryDirectory()
-    let process = Process()
     let port: Int
     var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
 
+    var process = Process()
+    let authority: PublicKey
+
     init(authority: PublicKey) async throws {
         port = Int.random(in: 20_000..<60_000)
+        self.authority = authority
+        try await start()
+    }
+
+    /// Starts (or restarts, on the same data) the server process. The
+    /// settings come from a configuration file, the way an operator runs it.
+    func start() async throws {
         let schemaPath = folder.path("schema.json")
         try JSONEncoder().encode(Fixtures.schema).write(to: URL(fileURLWithPath: schemaPath))
+        let configPath = folder.path("server.json")
+        try JSONSerialization.data(withJSONObject: [
+            "data": folder.path("data"), "listen": "127.0.0.1:\(port)", "authority": authority.hex, "schema": schemaPath,
+        ]).write(to: URL(fileURLWithPath: configPath))
+        process = Process()
         process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = ["serve", "--data", folder.path("data"), "--listen", "127.0.0.1:\(port)",
-                             "--authority", authority.hex, "--schema", schemaPath]
+        process.arguments = ["serve", "--config", configPath]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -61,6 +75,42 @@ final class RunningServer: @unchecked Sendable {
 }
 
 @Suite(.serialized) struct ServerIntegrationTests {
+    @Test func killedMidPushTheServerKeepsEveryAcknowledgedChangeSetAndClientsConverge() async throws {
+        let (server, _) = try await deployment()
+        let phones = try [phone(server, "li"), phone(server, "wang")]
+        let people = [li, wang]
+        let clients = zip(phones, people).map { SyncClient(store: $0, identity: $1, server: server.url, attemptsMax: 2) }
+        for client in clients { try await client.sync() }
+        for (phone, person) in zip(phones, people) {
+            for index in 0..<300 {
+                try phone.write(as: person) { tx in try tx.create("person", ["grid": .text("G1"), "name": .text("\(person.user)\(index)")]) }
+            }
+        }
+        // Both push at once; the server is killed while they do.
+        async let first: SyncReport? = try? clients[0].sync()
+        async let second: SyncReport? = try? clients[1].sync()
+        try await Task.sleep(nanoseconds: 150_000_000)
+        kill(server.process.processIdentifier, SIGKILL)
+        server.process.waitUntilExit()
+        _ = await (first, second)
+        // What the phones hold as acknowledged must be in the server's store.
+        let store = try ReplicaStore(path: server.folder.path("data/server.sqlite"), schema: Fixtures.schema, authority: rootKey.publicKey)
+        let integrity = try await store.database.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") }
+        #expect(integrity == "ok")
+        let heads = try store.heads()
+        for (phone, person) in zip(phones, people) {
+            let unacknowledged = try phone.outbox(device: person.device, peer: "server:" + server.url.absoluteString, limit: 10_000).count
+            let acknowledged = 300 - unacknowledged
+            #expect(Int(heads[person.device]?.seq ?? 0) >= acknowledged, "acknowledged change sets were lost")
+        }
+        // Restart on the same data; the clients retry and everyone converges.
+        try await server.start()
+        for client in clients { try await client.sync() }
+        for client in clients { try await client.sync() }
+        #expect(try phones[0].stateDigest() == phones[1].stateDigest())
+        #expect(try phones[0].counts().changeSets == 3 + 600)
+    }
+
     let rootKey = SigningKey(seed: SecretBytes(copying: Data(repeating: 0xD0, count: 32)))
     var authority: DeviceIdentity { DeviceIdentity(device: Authority.deviceID(root: rootKey.publicKey), key: rootKey, user: "admin") }
     let li = Fixtures.identity(61, user: "李明")
