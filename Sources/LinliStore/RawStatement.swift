@@ -34,7 +34,6 @@ final class RawStatement {
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(handle, index, value) }
-    func bind(_ index: Int32, _ value: Int) { sqlite3_bind_int64(handle, index, Int64(value)) }
     func bind(_ index: Int32, _ value: UInt64) { sqlite3_bind_int64(handle, index, Int64(bitPattern: value)) }
     func bindNull(_ index: Int32) { sqlite3_bind_null(handle, index) }
 
@@ -95,32 +94,11 @@ final class RawStatement {
     func reset() { sqlite3_reset(handle) }
 
     func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
-    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
 
     func data(_ column: Int32) -> Data {
         let count = Int(sqlite3_column_bytes(handle, column))
         guard count > 0, let pointer = sqlite3_column_blob(handle, column) else { return Data() }
         return Data(bytes: pointer, count: count)
-    }
-
-    func text(_ column: Int32) -> String {
-        guard let pointer = sqlite3_column_text(handle, column) else { return "" }
-        let count = Int(sqlite3_column_bytes(handle, column))
-        return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
-    }
-
-    /// Reads a stored field value back as the kind that was written
-    /// (``Value/kindTag``): booleans are stored as integers, so the kind
-    /// column tells the two apart.
-    func value(_ column: Int32, kind: Int64) -> Value {
-        switch kind {
-        case 0: return .null
-        case 1: return .integer(sqlite3_column_int64(handle, column))
-        case 2: return .real(sqlite3_column_double(handle, column))
-        case 3: return .text(text(column))
-        case 4: return .bytes(data(column))
-        default: return .boolean(sqlite3_column_int64(handle, column) != 0)
-        }
     }
 
     private func failure(_ status: Int32) -> LinliError {

@@ -107,16 +107,6 @@ extension ReplicaStore {
         }
     }
 
-    static func value(_ databaseValue: DatabaseValue, kind: Int64) -> Value {
-        switch (kind, databaseValue.storage) {
-        case (0, _), (_, .null): .null
-        case (5, .int64(let integer)): .boolean(integer != 0)
-        case (_, .int64(let integer)): .integer(integer)
-        case (_, .double(let real)): .real(real)
-        case (_, .string(let text)): .text(text)
-        case (_, .blob(let data)): .bytes(data)
-        }
-    }
 
     /// The shown values of one row of a declared table (deleted rows too,
     /// with `_deleted` true), or nil when this replica has no such row.
