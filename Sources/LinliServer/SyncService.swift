@@ -50,11 +50,13 @@ public final class SyncService: Sendable {
             throw LinliError(.overLimit, "the push holds \(request.changeSets.count) change sets; pushChangeSetsMax is \(Limits.pushChangeSetsMax)",
                              hint: "push in several requests")
         }
-        // A device pushes only its own change sets.
+        // A device pushes only its own change sets. Each envelope is decoded
+        // once: here, to read its header, and the store takes it as it is.
         var results = [Linli_V1_PushResult?](repeating: nil, count: request.changeSets.count)
-        var own: [(Int, Data)] = []
+        var own: [(Int, OfferedChangeSet)] = []
         for (index, envelope) in request.changeSets.enumerated() {
-            if let signed = try? SignedChangeSet(envelope: envelope), signed.header.device != access.device {
+            let offered = OfferedChangeSet(decoding: envelope)
+            if let signed = offered.signed, signed.header.device != access.device {
                 var result = Linli_V1_PushResult()
                 result.hash = signed.hash
                 result.seq = signed.header.seq
@@ -63,7 +65,7 @@ public final class SyncService: Sendable {
                 result.message = "a device pushes only its own change sets; this one is device \(signed.header.device.hex)'s"
                 results[index] = result
             } else {
-                own.append((index, envelope))
+                own.append((index, offered))
             }
         }
         let started = DispatchTime.now().uptimeNanoseconds

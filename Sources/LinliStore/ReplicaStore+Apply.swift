@@ -20,15 +20,28 @@ extension ReplicaStore {
     ///
     /// Offering the same bytes again is a no-op (`duplicate`).
     public func apply(_ envelopes: [Data], policy: ApplyPolicy = .replica) throws -> [ApplyOutcome] {
-        var batches: [[Data]] = []
+        try apply(envelopes.map(OfferedChangeSet.init(envelope:)), policy: policy)
+    }
+
+    /// Offers already decoded change sets (their envelopes are what count);
+    /// they are not decoded a second time.
+    public func apply(_ changeSets: [SignedChangeSet], policy: ApplyPolicy = .replica) throws -> [ApplyOutcome] {
+        try apply(changeSets.map(OfferedChangeSet.init(signed:)), policy: policy)
+    }
+
+    /// Offers change sets some of which the caller has decoded already (a
+    /// server that looked at headers before applying): each is decoded
+    /// once, here or there.
+    public func apply(_ offered: [OfferedChangeSet], policy: ApplyPolicy = .replica) throws -> [ApplyOutcome] {
+        var batches: [[OfferedChangeSet]] = []
         var start = 0
-        while start < envelopes.count {
-            let end = min(start + Limits.changeSetsPerBatchMax, envelopes.count)
-            batches.append(Array(envelopes[start..<end]))
+        while start < offered.count {
+            let end = min(start + Limits.changeSetsPerBatchMax, offered.count)
+            batches.append(Array(offered[start..<end]))
             start = end
         }
         var outcomes: [ApplyOutcome] = []
-        outcomes.reserveCapacity(envelopes.count)
+        outcomes.reserveCapacity(offered.count)
         guard batches.count > 1 else {
             for batch in batches { outcomes += try commitBatch(try prepareBatch(batch), policy: policy) }
             return outcomes
@@ -47,11 +60,6 @@ extension ReplicaStore {
         return outcomes
     }
 
-    /// Offers already decoded change sets (their envelopes are what count).
-    public func apply(_ changeSets: [SignedChangeSet], policy: ApplyPolicy = .replica) throws -> [ApplyOutcome] {
-        try apply(changeSets.map(\.envelope), policy: policy)
-    }
-
     enum Verification: Sendable {
         /// The signature is good; the key and what its certificate grants.
         case valid(KeyEntry)
@@ -67,10 +75,11 @@ extension ReplicaStore {
         let verifications: [Verification]
     }
 
-    private func prepareBatch(_ envelopes: [Data]) throws -> PreparedBatch {
-        // 1. Decode, in parallel.
-        let decoded = ParallelMap.run(envelopes) { envelope -> Result<SignedChangeSet, LinliError> in
-            do throws(LinliError) { return .success(try SignedChangeSet(envelope: envelope)) } catch { return .failure(error) }
+    private func prepareBatch(_ offered: [OfferedChangeSet]) throws -> PreparedBatch {
+        // 1. Decode what is not decoded yet, in parallel.
+        let envelopes = offered.map(\.envelope)
+        let decoded = ParallelMap.run(offered) { item -> Result<SignedChangeSet, LinliError> in
+            item.decoded ?? OfferedChangeSet.decode(item.envelope)
         }
         // 2. Keys of the devices named, then signatures, in parallel.
         let devices = decoded.compactMap { try? $0.get().header.device }
@@ -91,7 +100,7 @@ extension ReplicaStore {
         guard envelopes.count <= Limits.changeSetsPerBatchMax else {
             throw LinliError(.overLimit, "a page holds \(envelopes.count) change sets; changeSetsPerBatchMax is \(Limits.changeSetsPerBatchMax)")
         }
-        return try commitBatch(try prepareBatch(envelopes), policy: policy, cursor: cursor)
+        return try commitBatch(try prepareBatch(envelopes.map(OfferedChangeSet.init(envelope:))), policy: policy, cursor: cursor)
     }
 
     private func commitBatch(_ prepared: PreparedBatch, policy: ApplyPolicy, cursor: SyncCursor? = nil) throws -> [ApplyOutcome] {
@@ -326,6 +335,36 @@ extension ReplicaStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [Int64(now), device?.data, seq.map { Int64($0) }, hash, error.code.rawValue, error.message, envelope])
+    }
+}
+
+/// A change set offered to a replica: its envelope, decoded now or later.
+public struct OfferedChangeSet: Sendable {
+    public let envelope: Data
+    let decoded: Result<SignedChangeSet, LinliError>?
+
+    /// To be decoded by the replica, in parallel with others.
+    public init(envelope: Data) {
+        self.envelope = envelope
+        decoded = nil
+    }
+
+    /// Decoded now, so the caller can look at it first.
+    public init(decoding envelope: Data) {
+        self.envelope = envelope
+        decoded = Self.decode(envelope)
+    }
+
+    public init(signed: SignedChangeSet) {
+        envelope = signed.envelope
+        decoded = .success(signed)
+    }
+
+    /// The decoded change set, when it was decoded and decodes.
+    public var signed: SignedChangeSet? { try? decoded?.get() }
+
+    static func decode(_ envelope: Data) -> Result<SignedChangeSet, LinliError> {
+        do throws(LinliError) { return .success(try SignedChangeSet(envelope: envelope)) } catch { return .failure(error) }
     }
 }
 
