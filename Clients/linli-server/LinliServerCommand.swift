@@ -20,7 +20,15 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve push and pull over HTTP.",
         discussion: """
-            Settings come from the flags, else the environment (LINLI_DATA, LINLI_LISTEN, LINLI_AUTHORITY,             LINLI_SCHEMA), else the configuration file (--config, JSON with the keys data, listen, authority, schema).
+            Settings come from the flags, else the environment (LINLI_DATA, LINLI_LISTEN, LINLI_AUTHORITY, \
+            LINLI_SCHEMA, LINLI_DEVICE, LINLI_KEY, LINLI_KEY_PASSPHRASE_FILE), else the configuration file (--config, \
+            JSON with the keys data, listen, authority, schema, device, key, key_passphrase_file).
+
+            With a device id and a sealed key enrolled with the role server, the server signs bootstrap snapshots \
+            (GET /v1/snapshot); without them it offers none, and new devices replay from zero.
+
+            SIGTERM or SIGINT stops it gracefully: it stops accepting connections, finishes the requests in flight \
+            (a push in a commit is answered), and exits.
             """)
 
     @Option(help: "A JSON configuration file.") var config: String?
@@ -28,6 +36,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT.") var listen: String?
     @Option(help: "The authority root public key (64 hex digits).") var authority: String?
     @Option(help: "A schema pack (JSON) the server validates change sets against.") var schema: String?
+    @Option(help: "The server's device id (32 hex digits), enrolled with the role server.") var device: String?
+    @Option(help: "The server's sealed key file (linli-admin device request --key).") var key: String?
+    @Option(help: "A file whose first line unseals the server's key.") var keyPassphraseFile: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -51,16 +62,30 @@ struct Serve: AsyncParsableCommand {
             guard let contents = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the schema \(path)") }
             domain = try JSONDecoder().decode(Schema.self, from: contents)
         }
+        var identity: ServerIdentity?
+        if let keyPath = key ?? environment["LINLI_KEY"] ?? file["key"] {
+            guard let deviceHex = device ?? environment["LINLI_DEVICE"] ?? file["device"], let deviceID = DeviceID(hex: deviceHex) else {
+                throw ValidationError("a server key needs the server's device id: --device, LINLI_DEVICE or \"device\" (32 hex digits)")
+            }
+            guard let passphrasePath = keyPassphraseFile ?? environment["LINLI_KEY_PASSPHRASE_FILE"] ?? file["key_passphrase_file"],
+                  let passphrase = (try? String(contentsOfFile: passphrasePath, encoding: .utf8))?.split(separator: "\n", omittingEmptySubsequences: false).first
+            else {
+                throw ValidationError("a server key needs --key-passphrase-file (or LINLI_KEY_PASSPHRASE_FILE): a file whose first line unseals it")
+            }
+            identity = ServerIdentity(device: deviceID, key: try SealedKeyFile.open(keyPath, passphrase: String(passphrase)))
+        }
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         let store = try ReplicaStore(path: (data as NSString).appendingPathComponent("server.sqlite"), schema: domain, authority: root)
         var logger = Logger(label: "linli-server")
         logger.logLevel = .info
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let router = SyncServer.router(SyncService(store: store), logger: logger, metrics: registry)
+        let router = SyncServer.router(SyncService(storage: store, identity: identity, snapshotFolder: (data as NSString).appendingPathComponent("snapshots")), logger: logger, metrics: registry)
         let app = Application(router: router, configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "linli-server"),
                               logger: logger)
         logger.info("listening", metadata: ["address": "\(listen)", "data": "\(data)"])
+        // runService stops gracefully on SIGTERM and SIGINT.
         try await app.runService()
+        logger.info("stopped")
     }
 }

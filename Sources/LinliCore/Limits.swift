@@ -57,6 +57,21 @@ public enum Limits {
     /// Largest pulled page, in bytes of envelopes (4 MiB); a page always
     /// holds at least one change set.
     public static let pullPageBytesMax = 4 << 20
+    /// Largest response body a client reads into memory, after
+    /// decompression (a pull page at its limit plus one oversized change
+    /// set fits with room to spare).
+    public static let responseBytesMax = 32 << 20
+    /// Most change sets the server commits in one group commit, gathered
+    /// from the pushes that arrived while the previous commit ran.
+    public static let groupCommitChangeSetsMax = 4_000
+    /// Largest bootstrap snapshot a client downloads, in bytes (4 GiB).
+    public static let snapshotBytesMax: Int64 = 4 << 30
+    /// How long the server reuses a snapshot it made for the same scopes
+    /// before making a fresh one, in seconds. A device pulls what is newer.
+    public static let snapshotAgeSecondsMax = 3_600
+    /// Smallest response the server compresses, in bytes; smaller ones are
+    /// not worth the CPU.
+    public static let compressBytesMin = 1_024
 
     // MARK: Schema
 
@@ -95,5 +110,7 @@ public enum Limits {
             && pullChangeSetsMax <= changeSetsPerBatchMax
             && changeSetBytesMax <= pullPageBytesMax
             && pushChangeSetsMax * 64 <= requestBodyBytesMax
+            && pullPageBytesMax + changeSetBytesMax < responseBytesMax
+            && groupCommitChangeSetsMax >= pushChangeSetsMax
     }
 }

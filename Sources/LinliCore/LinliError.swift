@@ -47,6 +47,12 @@ public struct LinliError: Error, Sendable, Equatable, CustomStringConvertible {
         case wrongPassphrase = "wrong_passphrase"
         case damagedFile = "damaged_file"
         case storage
+        /// The server could not be reached or the connection broke; nothing
+        /// was lost, and the next sync continues where this one stopped.
+        case unreachable
+        /// The server is shutting down or has no snapshot to offer; try
+        /// again later or replay from zero.
+        case unavailable
         case conflict
     }
 }

@@ -7,16 +7,26 @@ import LinliStore
 import Metrics
 import SwiftProtobuf
 
-/// The sync protocol without HTTP: authenticate a request, push, pull.
-/// The HTTP layer (``SyncServer``) only moves bytes in and out.
+/// The sync protocol without HTTP: authenticate a request, push, pull,
+/// status and snapshots. The HTTP layer (``SyncServer``) only moves bytes
+/// in and out; storage is reached only through ``SyncStorage``.
 public final class SyncService: Sendable {
-    public let store: ReplicaStore
+    public let storage: any SyncStorage
     let verifier = RequestVerifier()
     let clock: @Sendable () -> UInt64
+    let committer: GroupCommitter
+    let snapshots: SnapshotCache
 
-    public init(store: ReplicaStore, clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock) {
-        self.store = store
+    /// `identity` signs bootstrap snapshots (nil: the server offers none);
+    /// `snapshotFolder` is where it keeps them.
+    public init(storage: any SyncStorage, identity: ServerIdentity? = nil, snapshotFolder: String? = nil,
+                clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock) {
+        self.storage = storage
         self.clock = clock
+        committer = GroupCommitter(storage: storage)
+        snapshots = SnapshotCache(storage: storage, identity: identity,
+                                  folder: snapshotFolder ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("linli-snapshots-\(UUID().uuidString)"),
+                                  clock: clock)
     }
 
     /// Checks a request's signature headers (PROTOCOL.md 1.3) and returns
@@ -26,7 +36,7 @@ public final class SyncService: Sendable {
         var access: DeviceAccess?
         try verifier.verify(signature, method: method, path: path, body: body, now: clock()) { device throws(LinliError) -> PublicKey in
             do {
-                let found = try store.access(device)
+                let found = try storage.access(device)
                 access = found
                 return found.key
             } catch let error as LinliError {
@@ -39,9 +49,9 @@ public final class SyncService: Sendable {
     }
 
     /// Takes a device's own change sets. Each is verified, checked and
-    /// committed durably before the answer says `accepted`; refused ones are
-    /// kept with the reason.
-    public func push(_ body: Data, from access: DeviceAccess) throws -> Data {
+    /// committed durably (in a group commit with concurrent pushes) before
+    /// the answer says `accepted`; refused ones are kept with the reason.
+    public func push(_ body: Data, from access: DeviceAccess) async throws -> Data {
         let request: Linli_V1_PushRequest
         do { request = try Linli_V1_PushRequest(serializedBytes: body) } catch {
             throw LinliError(.malformed, "the push body is not a PushRequest: \(error)")
@@ -68,9 +78,7 @@ public final class SyncService: Sendable {
                 own.append((index, offered))
             }
         }
-        let started = DispatchTime.now().uptimeNanoseconds
-        let outcomes = try store.apply(own.map(\.1), policy: .gatekeeper)
-        Timer(label: "linli_push_commit_seconds").recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+        let outcomes = try await committer.commit(own.map(\.1))
         Counter(label: "linli_pushes_total").increment()
         Counter(label: "linli_pushed_change_sets_total").increment(by: own.count)
         for ((index, _), outcome) in zip(own, outcomes) {
@@ -97,24 +105,32 @@ public final class SyncService: Sendable {
     /// Change sets in the device's scopes after `after`, one bounded page.
     public func pull(after: Int64, limit: Int, for access: DeviceAccess) throws -> Data {
         let limit = max(1, min(limit, Limits.pullChangeSetsMax))
-        let found = try store.changeSets(after: after, scopes: access.readableScopes, limit: limit)
+        let found = try storage.pullEntries(after: after, scopes: access.readableScopes, limit: limit)
         var response = Linli_V1_PullResponse()
         var bytes = 0
         var cursor = after
-        for (position, envelope) in found {
-            if bytes + envelope.count > Limits.pullPageBytesMax, !response.changeSets.isEmpty { break }
-            var entry = Linli_V1_PulledChangeSet()
-            entry.position = UInt64(position)
-            entry.envelope = envelope
-            response.changeSets.append(entry)
-            bytes += envelope.count
-            cursor = position
+        for entry in found {
+            if bytes + entry.envelope.count > Limits.pullPageBytesMax, !response.changeSets.isEmpty { break }
+            var pulled = Linli_V1_PulledChangeSet()
+            pulled.position = UInt64(entry.position)
+            pulled.envelope = entry.envelope
+            if let predecessor = entry.scopedPredecessor { pulled.scopedPredecessor = predecessor }
+            response.changeSets.append(pulled)
+            bytes += entry.envelope.count
+            cursor = entry.position
         }
         response.cursor = UInt64(cursor)
         response.more = response.changeSets.count < found.count || found.count == limit
         Counter(label: "linli_pulls_total").increment()
         Counter(label: "linli_pulled_change_sets_total").increment(by: response.changeSets.count)
         return try response.serializedBytes()
+    }
+
+    /// A signed bootstrap snapshot of the device's scopes.
+    func snapshot(for access: DeviceAccess) throws -> Snapshot {
+        let snapshot = try snapshots.snapshot(for: access.readableScopes)
+        Counter(label: "linli_snapshots_served_total").increment()
+        return snapshot
     }
 }
 
@@ -132,14 +148,11 @@ extension SyncService {
     /// refused and why, and which fields in its scopes are in conflict.
     /// JSON, so a person can read it too.
     public func status(for access: DeviceAccess) throws -> Data {
-        let refused = try store.quarantined().filter { $0.device == access.device }.map { record -> [String: Any] in
+        let refused = try storage.refused(by: access.device).map { record -> [String: Any] in
             ["seq": record.seq ?? 0, "hash": Hex.encode(record.hash), "code": record.code.rawValue, "message": record.message,
              "received_at": Int64(record.receivedAt.timeIntervalSince1970 * 1000)]
         }
-        let scopes = access.readableScopes
-        let conflicts = try store.conflicts().filter { conflict in
-            scopes.map { $0.contains(Scope(conflict.scope) ?? .public) } ?? true
-        }.map { conflict -> [String: Any] in
+        let conflicts = try storage.conflicts(in: access.readableScopes).map { conflict -> [String: Any] in
             ["table": conflict.table, "row": conflict.row.hex, "field": conflict.field, "scope": conflict.scope, "kind": conflict.kind.rawValue,
              "values": conflict.values.map { value -> [String: Any] in
                  ["value": value.value.description, "device": value.dot.device.hex, "seq": value.dot.seq, "user": value.user,

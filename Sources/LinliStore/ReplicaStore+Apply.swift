@@ -20,7 +20,7 @@ extension ReplicaStore {
     ///
     /// Offering the same bytes again is a no-op (`duplicate`).
     public func apply(_ envelopes: [Data], policy: ApplyPolicy = .replica) throws -> [ApplyOutcome] {
-        try apply(envelopes.map(OfferedChangeSet.init(envelope:)), policy: policy)
+        try apply(envelopes.map { OfferedChangeSet(envelope: $0) }, policy: policy)
     }
 
     /// Offers already decoded change sets (their envelopes are what count);
@@ -73,6 +73,7 @@ extension ReplicaStore {
         let envelopes: [Data]
         let decoded: [Result<SignedChangeSet, LinliError>]
         let verifications: [Verification]
+        let predecessors: [UInt64?]
     }
 
     private func prepareBatch(_ offered: [OfferedChangeSet]) throws -> PreparedBatch {
@@ -88,7 +89,7 @@ extension ReplicaStore {
             guard case .success(let signed) = item else { return .unknownKey }
             return Self.verify(signed, trust: trust[signed.header.device] ?? DeviceTrust())
         }
-        return PreparedBatch(envelopes: envelopes, decoded: decoded, verifications: verifications)
+        return PreparedBatch(envelopes: envelopes, decoded: decoded, verifications: verifications, predecessors: offered.map(\.scopedPredecessor))
     }
 
     /// Applies one page of a pull and records `cursor` as the position it
@@ -97,10 +98,15 @@ extension ReplicaStore {
     /// with no gap and no duplicate. A page may hold at most
     /// ``Limits/changeSetsPerBatchMax`` change sets.
     public func applyPage(_ envelopes: [Data], cursor: SyncCursor, policy: ApplyPolicy = .replica) throws -> [ApplyOutcome] {
-        guard envelopes.count <= Limits.changeSetsPerBatchMax else {
-            throw LinliError(.overLimit, "a page holds \(envelopes.count) change sets; changeSetsPerBatchMax is \(Limits.changeSetsPerBatchMax)")
+        try applyPage(envelopes.map { OfferedChangeSet(envelope: $0) }, cursor: cursor, policy: policy)
+    }
+
+    /// A page whose entries may carry their scoped predecessor.
+    public func applyPage(_ offered: [OfferedChangeSet], cursor: SyncCursor, policy: ApplyPolicy = .replica) throws -> [ApplyOutcome] {
+        guard offered.count <= Limits.changeSetsPerBatchMax else {
+            throw LinliError(.overLimit, "a page holds \(offered.count) change sets; changeSetsPerBatchMax is \(Limits.changeSetsPerBatchMax)")
         }
-        return try commitBatch(try prepareBatch(envelopes.map(OfferedChangeSet.init(envelope:))), policy: policy, cursor: cursor)
+        return try commitBatch(try prepareBatch(offered), policy: policy, cursor: cursor)
     }
 
     private func commitBatch(_ prepared: PreparedBatch, policy: ApplyPolicy, cursor: SyncCursor? = nil) throws -> [ApplyOutcome] {
@@ -123,7 +129,8 @@ extension ReplicaStore {
                         try quarantine(db, hash: hash, device: nil, seq: nil, error: error, envelope: envelopes[offset], now: now)
                         outcomes.append(ApplyOutcome(hash: hash, device: nil, seq: nil, status: .refused(error)))
                     case .success(let signed):
-                        let status = try offer(signed, verification: verifications[offset], session: session, policy: policy, now: now)
+                        let status = try offer(signed, verification: verifications[offset], session: session, policy: policy, now: now,
+                                               scopedPredecessor: prepared.predecessors[offset])
                         outcomes.append(ApplyOutcome(hash: signed.hash, device: signed.header.device, seq: signed.header.seq, status: status))
                         if session.needsRebuild {
                             // Trust changed what is valid: derive the state
@@ -152,7 +159,8 @@ extension ReplicaStore {
 
     /// Decides and carries out what happens to one verified-or-not change set.
     private func offer(
-        _ signed: SignedChangeSet, verification: Verification, session: MergeSession, policy: ApplyPolicy, now: UInt64
+        _ signed: SignedChangeSet, verification: Verification, session: MergeSession, policy: ApplyPolicy, now: UInt64,
+        scopedPredecessor: UInt64? = nil
     ) throws -> ApplyOutcome.Status {
         let db = session.db
         let header = signed.header
@@ -199,7 +207,10 @@ extension ReplicaStore {
             try session.markForked(header.device, seq: header.seq, message: message)
             return try refuse(LinliError(.fork, message, hint: "the device is quarantined until an administrator decides"))
         }
-        if header.seq > head.seq + 1 {
+        // A partial replica follows the device across change sets outside
+        // its scopes, when it holds every one inside them.
+        let skipsOutOfScope = header.seq > head.seq + 1 && scopedPredecessor.map { head.seq >= $0 } == true
+        if header.seq > head.seq + 1, !skipsOutOfScope {
             let heldCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_held WHERE device = ?", arguments: [header.device.data]) ?? 0
             guard heldCount < Limits.heldChangeSetsPerDeviceMax else {
                 return try refuse(LinliError(
@@ -212,7 +223,7 @@ extension ReplicaStore {
             session.noteHeld(header.device)
             return .held(missingFrom: head.seq + 1)
         }
-        guard header.prev == head.hash else {
+        guard skipsOutOfScope || header.prev == head.hash else {
             let message = "change set \(header.seq) of device \(header.device.hex) does not link to the change set \(head.seq) this replica has: the chain is broken"
             try session.markForked(header.device, seq: header.seq, message: message)
             return try refuse(LinliError(.brokenChain, message, hint: "the device is quarantined until an administrator decides"))
@@ -342,11 +353,18 @@ extension ReplicaStore {
 public struct OfferedChangeSet: Sendable {
     public let envelope: Data
     let decoded: Result<SignedChangeSet, LinliError>?
+    /// For a replica that holds only some scopes: the sequence number of
+    /// the device's previous change set inside those scopes (0 for none),
+    /// as the server that filtered the pull says. With it, a change set may
+    /// follow the device's head across change sets the replica never sees
+    /// (PROTOCOL.md 4.3); without it, a gap is held.
+    public var scopedPredecessor: UInt64?
 
     /// To be decoded by the replica, in parallel with others.
-    public init(envelope: Data) {
+    public init(envelope: Data, scopedPredecessor: UInt64? = nil) {
         self.envelope = envelope
         decoded = nil
+        self.scopedPredecessor = scopedPredecessor
     }
 
     /// Decoded now, so the caller can look at it first.

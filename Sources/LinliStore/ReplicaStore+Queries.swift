@@ -204,6 +204,45 @@ extension ReplicaStore {
         }
     }
 
+    /// One entry of a pull: a change set, its log position and, when the
+    /// pull is limited to some scopes, its device's previous change set
+    /// inside them (0 for none).
+    public struct PullEntry: Sendable {
+        public let position: Int64
+        public let envelope: Data
+        public let scopedPredecessor: UInt64?
+    }
+
+    /// What a pull after `position` sends a device that reads `scopes`
+    /// (nil: everything).
+    public func pullEntries(after position: Int64, scopes: Set<Scope>?, limit: Int) throws -> [PullEntry] {
+        try run {
+            try writer.read { db in
+                guard let scopes else {
+                    return try Row.fetchAll(db, sql: "SELECT position, envelope FROM linli_log WHERE position > ? ORDER BY position LIMIT ?",
+                                            arguments: [position, limit]).map { PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: nil) }
+                }
+                let names = scopes.map(\.description).sorted()
+                let list = names.map { _ in "?" }.joined(separator: ", ")
+                var arguments: StatementArguments = []
+                for name in names { arguments += [name] }
+                arguments += [position]
+                for name in names { arguments += [name] }
+                arguments += [limit]
+                return try Row.fetchAll(db, sql: """
+                    SELECT l.position, l.envelope,
+                           (SELECT max(p.seq) FROM linli_log p
+                            WHERE p.device_n = l.device_n AND p.scope IN (\(list)) AND p.seq < l.seq) AS predecessor
+                    FROM linli_log l
+                    WHERE l.position > ? AND l.scope IN (\(list))
+                    ORDER BY l.position LIMIT ?
+                    """, arguments: arguments).map {
+                    PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: UInt64(($0[2] as Int64?) ?? 0))
+                }
+            }
+        }
+    }
+
     /// The newest change set of each device this replica holds.
     public func heads() throws -> [DeviceID: (seq: UInt64, hash: Data)] {
         try run {

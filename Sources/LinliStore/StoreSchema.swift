@@ -106,6 +106,11 @@ enum StoreSchema {
                 ) STRICT, WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v2-log-device-scope") { db in
+            // A partial pull asks, per change set, for its device's previous
+            // change set in the puller's scopes.
+            try db.execute(sql: "CREATE INDEX linli_log_device_scope ON linli_log (device_n, scope, seq)")
+        }
         return migrator
     }
 

@@ -277,9 +277,24 @@ public nonisolated struct Linli_V1_PulledChangeSet: Sendable {
 
   public var envelope: Data = Data()
 
+  /// Set when the pull is limited to the device's scopes: the sequence
+  /// number of the same device's previous change set inside those scopes
+  /// (0 for none). A replica whose head for the device is at least this
+  /// follows the chain across the change sets it does not receive.
+  public var scopedPredecessor: UInt64 {
+    get {_scopedPredecessor ?? 0}
+    set {_scopedPredecessor = newValue}
+  }
+  /// Returns true if `scopedPredecessor` has been explicitly set.
+  public var hasScopedPredecessor: Bool {self._scopedPredecessor != nil}
+  /// Clears the value of `scopedPredecessor`. Subsequent reads from it will return its default value.
+  public mutating func clearScopedPredecessor() {self._scopedPredecessor = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _scopedPredecessor: UInt64? = nil
 }
 
 public nonisolated struct Linli_V1_PullResponse: Sendable {
@@ -294,6 +309,40 @@ public nonisolated struct Linli_V1_PullResponse: Sendable {
 
   /// whether more change sets wait beyond this page
   public var more: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What a bootstrap snapshot holds, signed by the server's key (PROTOCOL.md
+/// section 6). The snapshot itself is a SQLite replica file limited to the
+/// device's scopes; this manifest names it by hash.
+public nonisolated struct Linli_V1_SnapshotManifest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 1: a Linli replica file (SQLite)
+  public var format: UInt32 = 0
+
+  /// the signing server's device id, 16 bytes
+  public var serverDevice: Data = Data()
+
+  /// the server log position it holds everything through
+  public var cursor: UInt64 = 0
+
+  /// the scopes it holds, sorted; empty means every scope
+  public var scopes: [String] = []
+
+  /// when the server made it
+  public var takenAtMs: UInt64 = 0
+
+  /// BLAKE2b-256 of the file's bytes
+  public var fileHash: Data = Data()
+
+  /// the file's size
+  public var fileBytes: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -743,7 +792,7 @@ nonisolated extension Linli_V1_PushResponse: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Linli_V1_PulledChangeSet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PulledChangeSet"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}position\0\u{1}envelope\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}position\0\u{1}envelope\0\u{3}scoped_predecessor\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -753,24 +802,33 @@ nonisolated extension Linli_V1_PulledChangeSet: SwiftProtobuf.Message, SwiftProt
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.position) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.envelope) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self._scopedPredecessor) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.position != 0 {
       try visitor.visitSingularUInt64Field(value: self.position, fieldNumber: 1)
     }
     if !self.envelope.isEmpty {
       try visitor.visitSingularBytesField(value: self.envelope, fieldNumber: 2)
     }
+    try { if let v = self._scopedPredecessor {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Linli_V1_PulledChangeSet, rhs: Linli_V1_PulledChangeSet) -> Bool {
     if lhs.position != rhs.position {return false}
     if lhs.envelope != rhs.envelope {return false}
+    if lhs._scopedPredecessor != rhs._scopedPredecessor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -811,6 +869,66 @@ nonisolated extension Linli_V1_PullResponse: SwiftProtobuf.Message, SwiftProtobu
     if lhs.changeSets != rhs.changeSets {return false}
     if lhs.cursor != rhs.cursor {return false}
     if lhs.more != rhs.more {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_V1_SnapshotManifest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotManifest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}format\0\u{3}server_device\0\u{1}cursor\0\u{1}scopes\0\u{3}taken_at_ms\0\u{3}file_hash\0\u{3}file_bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.format) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.serverDevice) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.cursor) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.scopes) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.takenAtMs) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.fileHash) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.fileBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.format != 0 {
+      try visitor.visitSingularUInt32Field(value: self.format, fieldNumber: 1)
+    }
+    if !self.serverDevice.isEmpty {
+      try visitor.visitSingularBytesField(value: self.serverDevice, fieldNumber: 2)
+    }
+    if self.cursor != 0 {
+      try visitor.visitSingularUInt64Field(value: self.cursor, fieldNumber: 3)
+    }
+    if !self.scopes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.scopes, fieldNumber: 4)
+    }
+    if self.takenAtMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.takenAtMs, fieldNumber: 5)
+    }
+    if !self.fileHash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.fileHash, fieldNumber: 6)
+    }
+    if self.fileBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.fileBytes, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_V1_SnapshotManifest, rhs: Linli_V1_SnapshotManifest) -> Bool {
+    if lhs.format != rhs.format {return false}
+    if lhs.serverDevice != rhs.serverDevice {return false}
+    if lhs.cursor != rhs.cursor {return false}
+    if lhs.scopes != rhs.scopes {return false}
+    if lhs.takenAtMs != rhs.takenAtMs {return false}
+    if lhs.fileHash != rhs.fileHash {return false}
+    if lhs.fileBytes != rhs.fileBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

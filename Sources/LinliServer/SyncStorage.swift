@@ -1,0 +1,37 @@
+import Foundation
+import LinliCore
+import LinliStore
+
+/// What the sync handlers need from storage, and nothing more.
+///
+/// ``ReplicaStore`` (embedded SQLite in WAL mode) implements it. Another
+/// store (PostgreSQL, say) implements these six calls with the same
+/// meaning and the handlers stay as they are:
+///
+/// - `access`: a device's current key, role and grids, or `unknown_device`
+///   / `revoked`;
+/// - `apply`: verify, check and merge change sets in order, committing
+///   durably before returning, with one outcome per change set;
+/// - `pullEntries`: the log after a position, limited to scopes, in log
+///   order, each with its device's previous change set in those scopes;
+/// - `refused` and `conflicts`: what `GET /v1/status` shows;
+/// - `writeSnapshot`: a replica file of some scopes, and the position it
+///   holds everything through.
+public protocol SyncStorage: Sendable {
+    func access(_ device: DeviceID) throws -> DeviceAccess
+    func apply(_ offered: [OfferedChangeSet], policy: ApplyPolicy) throws -> [ApplyOutcome]
+    func pullEntries(after position: Int64, scopes: Set<Scope>?, limit: Int) throws -> [ReplicaStore.PullEntry]
+    func refused(by device: DeviceID) throws -> [QuarantineRecord]
+    func conflicts(in scopes: Set<Scope>?) throws -> [Conflict]
+    func writeSnapshot(scopes: Set<Scope>?, to path: String) throws -> Int64
+}
+
+extension ReplicaStore: SyncStorage {
+    public func refused(by device: DeviceID) throws -> [QuarantineRecord] {
+        try quarantined().filter { $0.device == device }
+    }
+
+    public func conflicts(in scopes: Set<Scope>?) throws -> [Conflict] {
+        try conflicts().filter { conflict in scopes.map { $0.contains(Scope(conflict.scope) ?? .public) } ?? true }
+    }
+}
