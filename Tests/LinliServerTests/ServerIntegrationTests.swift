@@ -24,10 +24,15 @@ final class RunningServer: @unchecked Sendable {
 
     var process = Process()
     let authority: PublicKey
+    /// More settings for the configuration file (the server's key, say).
+    let settings: [String: String]
+    /// What the server logged (standard error), one JSON-ish line per event.
+    var logPath: String { folder.path("server.log") }
 
-    init(authority: PublicKey) async throws {
+    init(authority: PublicKey, settings: [String: String] = [:]) async throws {
         port = Int.random(in: 20_000..<60_000)
         self.authority = authority
+        self.settings = settings
         try await start()
     }
 
@@ -37,14 +42,17 @@ final class RunningServer: @unchecked Sendable {
         let schemaPath = folder.path("schema.json")
         try JSONEncoder().encode(Fixtures.schema).write(to: URL(fileURLWithPath: schemaPath))
         let configPath = folder.path("server.json")
-        try JSONSerialization.data(withJSONObject: [
-            "data": folder.path("data"), "listen": "127.0.0.1:\(port)", "authority": authority.hex, "schema": schemaPath,
-        ]).write(to: URL(fileURLWithPath: configPath))
+        var configuration = ["data": folder.path("data"), "listen": "127.0.0.1:\(port)", "authority": authority.hex, "schema": schemaPath]
+        configuration.merge(settings) { _, new in new }
+        try JSONSerialization.data(withJSONObject: configuration).write(to: URL(fileURLWithPath: configPath))
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.executable)
         process.arguments = ["serve", "--config", configPath]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        try log.seekToEnd()
+        process.standardOutput = log
+        process.standardError = log
         try process.run()
         for _ in 0..<100 {
             if let (_, response) = try? await URLSession.shared.data(from: url.appendingPathComponent("healthz")),
