@@ -1,9 +1,10 @@
 # Linli: set-up and everyday commands.
 #
-#   make demo    linli-admin enrols three devices; their replicas record offline,
-#                exchange change sets by file, settle a conflict and converge
+#   make demo    linli-admin enrols three devices; linli-server starts on loopback;
+#                the replicas record offline, sync through it, settle a conflict
+#                and converge
 #   make test    every test (unit, property, vectors, store); what CI runs
-#   make bench   linli-bench merge --json, release build
+#   make bench   linli-bench merge --json and sync --json, release build
 #
 # Each target installs the system libraries it needs when they are missing.
 
@@ -36,17 +37,22 @@ test: deps
 demo: deps
 	$(SWIFT) build --product linli-sim
 	$(SWIFT) build --product linli-admin
+	$(SWIFT) build --product linli-server
 	Tools/demo.sh
 
 bench: deps
 	$(SWIFT) build -c release --product linli-bench
+	$(SWIFT) build -c release --product linli-server
 	.build/release/linli-bench merge --json
+	.build/release/linli-bench sync --json
 
-# Regenerates Protocol/vectors/*.json and Protocol/vectors/trust/*.json
+# Regenerates Protocol/vectors/*.json, Protocol/vectors/trust/*.json and
+# Protocol/vectors/protocol/*.json
 # (reproducible: the same bytes each time).
 vectors: deps
 	$(SWIFT) run linli-sim vectors --out Protocol/vectors
 	$(SWIFT) run linli-sim trust-vectors --out Protocol/vectors/trust
+	$(SWIFT) run linli-sim protocol-vectors --out Protocol/vectors/protocol
 
 clean-demo:
 	rm -rf demo-data

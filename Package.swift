@@ -117,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "linli-bench",
             dependencies: [
-                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting", "CSQLite",
+                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting", "LinliClient", "CSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -126,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "linli-sim",
             dependencies: [
-                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting",
+                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting", "LinliClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/linli-sim",
@@ -135,7 +135,7 @@ let package = Package(
         .executableTarget(
             name: "linli-admin",
             dependencies: [
-                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore",
+                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Clients/linli-admin",
@@ -150,7 +150,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "LinliServerTests",
-            dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliClient", "LinliTesting",
+            dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliClient", "LinliServer", "LinliTesting",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                            .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),

@@ -6,7 +6,7 @@ import LinliProtocol
 import LinliStore
 
 @main
-struct LinliAdmin: ParsableCommand {
+struct LinliAdmin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "linli-admin",
         abstract: "Administer a Linli deployment: the trust authority, devices, grids, audits.",
@@ -16,7 +16,7 @@ struct LinliAdmin: ParsableCommand {
             (authority.json) and the grid register (grids.json). Passphrases come from --passphrase-file, \
             the LINLI_PASSPHRASE environment variable, or a prompt.
             """,
-        subcommands: [AuthorityCommand.self, GridCommand.self, DeviceCommand.self, AuditCommand.self])
+        subcommands: [AuthorityCommand.self, GridCommand.self, DeviceCommand.self, AuditCommand.self, SyncCommand.self])
 }
 
 /// Options every command that touches the authority folder shares.
@@ -122,6 +122,16 @@ func emit(_ json: Bool, _ object: [String: Any], text: String) {
 func guarded(_ body: () throws -> Void) throws {
     do {
         try body()
+    } catch let error as LinliError {
+        FileHandle.standardError.write(Data("linli-admin: \(error.message)\(error.hint.map { "\n  \($0)" } ?? "")\n".utf8))
+        throw ExitCode(error.code == .invalidInput || error.code == .malformed ? 2 : 1)
+    }
+}
+
+/// Runs an async command body the way ``guarded(_:)`` runs a synchronous one.
+func guardedAsync(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
     } catch let error as LinliError {
         FileHandle.standardError.write(Data("linli-admin: \(error.message)\(error.hint.map { "\n  \($0)" } ?? "")\n".utf8))
         throw ExitCode(error.code == .invalidInput || error.code == .malformed ? 2 : 1)

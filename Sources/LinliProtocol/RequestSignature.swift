@@ -43,7 +43,12 @@ public struct RequestSignature: Sendable, Equatable {
 
     /// Signs a request as `device` at `time` with a fresh nonce.
     public static func sign(method: String, path: String, body: Data, device: DeviceID, key: SigningKey, time: UInt64) -> RequestSignature {
-        let nonce = Hex.encode(SecureRandom.bytes(16))
+        sign(method: method, path: path, body: body, device: device, key: key, time: time, nonce: Hex.encode(SecureRandom.bytes(16)))
+    }
+
+    /// Signs with a given nonce: for golden vectors only; a device never
+    /// reuses a nonce.
+    public static func sign(method: String, path: String, body: Data, device: DeviceID, key: SigningKey, time: UInt64, nonce: String) -> RequestSignature {
         let signature = key.sign(message(method: method, path: path, body: body, time: time, nonce: nonce, device: device))
         return RequestSignature(device: device, keyID: key.publicKey.keyID, time: time, nonce: nonce, signature: signature)
     }

@@ -47,6 +47,9 @@ final class GroupCommitter: @unchecked Sendable {
         }
     }
 
+    /// Pushes waiting for the next commit.
+    var waitingCount: Int { lock.withLock { waiting.count } }
+
     private func drain() {
         while true {
             lock.lock()

@@ -105,7 +105,7 @@ public final class SyncService: Sendable {
     /// Change sets in the device's scopes after `after`, one bounded page.
     public func pull(after: Int64, limit: Int, for access: DeviceAccess) throws -> Data {
         let limit = max(1, min(limit, Limits.pullChangeSetsMax))
-        let found = try storage.pullEntries(after: after, scopes: access.readableScopes, limit: limit)
+        let found = try storage.pullEntries(after: after, scopes: access.readableScopes, limit: limit, excluding: access.device)
         var response = Linli_V1_PullResponse()
         var bytes = 0
         var cursor = after

@@ -13,14 +13,15 @@ import LinliStore
 /// - `apply`: verify, check and merge change sets in order, committing
 ///   durably before returning, with one outcome per change set;
 /// - `pullEntries`: the log after a position, limited to scopes, in log
-///   order, each with its device's previous change set in those scopes;
+///   order, without the puller's own change sets, each with its device's
+///   previous change set in those scopes;
 /// - `refused` and `conflicts`: what `GET /v1/status` shows;
 /// - `writeSnapshot`: a replica file of some scopes, and the position it
 ///   holds everything through.
 public protocol SyncStorage: Sendable {
     func access(_ device: DeviceID) throws -> DeviceAccess
     func apply(_ offered: [OfferedChangeSet], policy: ApplyPolicy) throws -> [ApplyOutcome]
-    func pullEntries(after position: Int64, scopes: Set<Scope>?, limit: Int) throws -> [ReplicaStore.PullEntry]
+    func pullEntries(after position: Int64, scopes: Set<Scope>?, limit: Int, excluding device: DeviceID?) throws -> [ReplicaStore.PullEntry]
     func refused(by device: DeviceID) throws -> [QuarantineRecord]
     func conflicts(in scopes: Set<Scope>?) throws -> [Conflict]
     func writeSnapshot(scopes: Set<Scope>?, to path: String) throws -> Int64

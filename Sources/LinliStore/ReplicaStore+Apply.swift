@@ -357,7 +357,7 @@ public struct OfferedChangeSet: Sendable {
     /// the device's previous change set inside those scopes (0 for none),
     /// as the server that filtered the pull says. With it, a change set may
     /// follow the device's head across change sets the replica never sees
-    /// (PROTOCOL.md 4.3); without it, a gap is held.
+    /// (PROTOCOL.md 2.2.1); without it, a gap is held.
     public var scopedPredecessor: UInt64?
 
     /// To be decoded by the replica, in parallel with others.

@@ -214,19 +214,22 @@ extension ReplicaStore {
     }
 
     /// What a pull after `position` sends a device that reads `scopes`
-    /// (nil: everything).
-    public func pullEntries(after position: Int64, scopes: Set<Scope>?, limit: Int) throws -> [PullEntry] {
+    /// (nil: everything). The device's own change sets are left out: it
+    /// made them, so its replica has them.
+    public func pullEntries(after position: Int64, scopes: Set<Scope>?, limit: Int, excluding device: DeviceID? = nil) throws -> [PullEntry] {
         try run {
             try writer.read { db in
+                let own = try device.flatMap { try Int64.fetchOne(db, sql: "SELECT n FROM linli_device WHERE device = ?", arguments: [$0.data]) } ?? -1
                 guard let scopes else {
-                    return try Row.fetchAll(db, sql: "SELECT position, envelope FROM linli_log WHERE position > ? ORDER BY position LIMIT ?",
-                                            arguments: [position, limit]).map { PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: nil) }
+                    return try Row.fetchAll(db, sql: """
+                        SELECT position, envelope FROM linli_log WHERE position > ? AND device_n != ? ORDER BY position LIMIT ?
+                        """, arguments: [position, own, limit]).map { PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: nil) }
                 }
                 let names = scopes.map(\.description).sorted()
                 let list = names.map { _ in "?" }.joined(separator: ", ")
                 var arguments: StatementArguments = []
                 for name in names { arguments += [name] }
-                arguments += [position]
+                arguments += [position, own]
                 for name in names { arguments += [name] }
                 arguments += [limit]
                 return try Row.fetchAll(db, sql: """
@@ -234,7 +237,7 @@ extension ReplicaStore {
                            (SELECT max(p.seq) FROM linli_log p
                             WHERE p.device_n = l.device_n AND p.scope IN (\(list)) AND p.seq < l.seq) AS predecessor
                     FROM linli_log l
-                    WHERE l.position > ? AND l.scope IN (\(list))
+                    WHERE l.position > ? AND l.device_n != ? AND l.scope IN (\(list))
                     ORDER BY l.position LIMIT ?
                     """, arguments: arguments).map {
                     PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: UInt64(($0[2] as Int64?) ?? 0))

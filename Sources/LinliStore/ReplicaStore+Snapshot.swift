@@ -6,7 +6,7 @@ import LinliProtocol
 import SwiftProtobuf
 
 /// Bootstrap snapshots: a replica file cut down to some scopes, which a new
-/// device adopts instead of replaying the log from zero (PROTOCOL.md 6).
+/// device adopts instead of replaying the log from zero (PROTOCOL.md 2.4).
 ///
 /// The file is a real replica: its log holds every change set of those
 /// scopes through the cursor, with the field state and views already

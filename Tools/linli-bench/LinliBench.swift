@@ -2,12 +2,12 @@ import ArgumentParser
 import Foundation
 
 @main
-struct LinliBench: ParsableCommand {
+struct LinliBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "linli-bench",
         abstract: "Measures Linli against plain SQLite on this machine, in one run.",
         discussion: "Build with -c release. Results are printed as one JSON object with --json.",
-        subcommands: [MergeBenchmark.self])
+        subcommands: [MergeBenchmark.self, SyncBenchmark.self])
 }
 
 /// Timing helpers shared by the benchmarks.

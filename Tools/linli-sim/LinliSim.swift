@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LinliClient
 import LinliCore
 import LinliCrypto
 import LinliProtocol
@@ -7,11 +8,11 @@ import LinliStore
 import LinliTesting
 
 @main
-struct LinliSim: ParsableCommand {
+struct LinliSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "linli-sim",
         abstract: "Simulations and generators for Linli.",
-        subcommands: [OfflineDemo.self, Vectors.self, TrustVectors.self])
+        subcommands: [OfflineDemo.self, Vectors.self, TrustVectors.self, ProtocolVectors.self, SchemaFile.self])
 }
 
 /// Writes the golden change set vectors.
@@ -47,18 +48,49 @@ struct TrustVectors: ParsableCommand {
     }
 }
 
-/// Three replicas that never meet online: each records offline, then they
-/// exchange change sets through files, in different orders, and converge.
-struct OfflineDemo: ParsableCommand {
+/// Writes the schema pack the demo uses, for linli-server --schema.
+struct SchemaFile: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "schema", abstract: "Write the demo's schema pack (JSON).")
+
+    @Option(help: "Where to write it.") var out: String
+
+    func run() throws {
+        try JSONEncoder().encode(Fixtures.schema).write(to: URL(fileURLWithPath: out))
+    }
+}
+
+/// Writes the golden request and response vectors of the sync protocol.
+struct ProtocolVectors: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "demo", abstract: "Three replicas exchange change sets through files, offline, and converge.")
+        commandName: "protocol-vectors", abstract: "Write the golden sync request and response vectors (reproducible).")
+
+    @Option(help: "Folder to write the JSON files into.") var out = "Protocol/vectors/protocol"
+
+    func run() throws {
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        for vector in try GoldenVectors.makeProtocol() {
+            let path = (out as NSString).appendingPathComponent(vector.name + ".json")
+            try GoldenVectors.encode(vector).write(to: URL(fileURLWithPath: path))
+            print("wrote \(path)")
+        }
+    }
+}
+
+/// Three replicas record offline, then exchange change sets, in different
+/// orders, and converge: through a real server with --server, else through
+/// files.
+struct OfflineDemo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo", abstract: "Three replicas record offline, sync (through a server, or files) and converge.")
+
+    @Option(help: "A linli-server to sync through (e.g. http://127.0.0.1:8080); without it, change sets go by file.") var server: String?
 
     @Option(help: "Folder for the replicas and the exchanged files.") var data = "demo-data/offline"
     @Option(help: "Folder with li, wang and zhang's sealed keys (NAME.key) and enrolment bundles (NAME.bundle) from linli-admin; without it, fixed test keys are used.")
     var enrolled: String?
     @Option(help: "A file whose first line is the devices' PIN (with --enrolled).") var pinFile: String?
 
-    func run() throws {
+    func run() async throws {
         try? FileManager.default.removeItem(atPath: data)
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         let users = ["网格员李明", "网格员王芳", "街道工作人员张强"]
@@ -90,7 +122,19 @@ struct OfflineDemo: ParsableCommand {
             stores = try names.map { try Fixtures.store(path: "\(data)/\($0).sqlite", knowing: people) }
         }
 
-        func exchange(_ from: Int, _ to: Int) throws {
+        let serverURL = server.flatMap(URL.init(string:))
+        func sync(_ index: Int) async throws {
+            guard let serverURL else { return }
+            let report = try await SyncClient(store: stores[index], identity: people[index], server: serverURL).sync()
+            print("  \(names[index]) syncs with \(serverURL.absoluteString): pushed \(report.pushed), pulled \(report.pulled)")
+            for refused in report.refused { print("    refused: \(refused)") }
+        }
+        func exchange(_ from: Int, _ to: Int) async throws {
+            if serverURL != nil {
+                try await sync(from)
+                try await sync(to)
+                return
+            }
             let file = "\(data)/from-\(names[from])-to-\(names[to]).bin"
             try ChangeSetFile.write(try stores[from].changeSets().map(\.envelope), to: file)
             let outcomes = try stores[to].apply(try ChangeSetFile.read(file))
@@ -105,16 +149,16 @@ struct OfflineDemo: ParsableCommand {
             try tx.create("house", ["grid": .text("G1"), "address": .text("幸福路12号3单元502"), "use": .text("rented")])
             resident = try tx.create("person", ["grid": .text("G1"), "name": .text("陈静"), "phone": .text("13800138000"), "birth_date": .text("1958-04-02"), "care": .boolean(true)])
         }
-        print("2. the record reaches 王芳 by file")
-        try exchange(0, 1)
+        print("2. the record reaches 王芳 \(serverURL == nil ? "by file" : "through the server")")
+        try await exchange(0, 1)
         print("3. both change the resident's phone while apart")
         try stores[0].write(as: people[0]) { tx in try tx.update("person", resident, ["phone": .text("13800138001")]) }
         try stores[1].write(as: people[1]) { tx in try tx.update("person", resident, ["phone": .text("13900139002"), "visits": .integer(1)]) }
-        print("4. files go round in different orders")
-        try exchange(1, 2)
-        try exchange(0, 2)
-        try exchange(2, 0)
-        try exchange(2, 1)
+        print("4. \(serverURL == nil ? "files go round" : "they sync") in different orders")
+        try await exchange(1, 2)
+        try await exchange(0, 2)
+        try await exchange(2, 0)
+        try await exchange(2, 1)
         let conflicts = try stores[2].conflicts()
         print("5. the conflict waits for staff:")
         for conflict in conflicts {
@@ -122,8 +166,8 @@ struct OfflineDemo: ParsableCommand {
         }
         print("6. 张强 settles it with a value of his own")
         try stores[2].write(as: people[2]) { tx in try tx.update("person", resident, ["phone": .text("13800138001")]) }
-        try exchange(2, 0)
-        try exchange(2, 1)
+        try await exchange(2, 0)
+        try await exchange(2, 1)
 
         print("\nreplica          change sets  conflicts  digest")
         var digests = Set<Data>()

@@ -316,7 +316,7 @@ public nonisolated struct Linli_V1_PullResponse: Sendable {
 }
 
 /// What a bootstrap snapshot holds, signed by the server's key (PROTOCOL.md
-/// section 6). The snapshot itself is a SQLite replica file limited to the
+/// section 2.4). The snapshot itself is a SQLite replica file limited to the
 /// device's scopes; this manifest names it by hash.
 public nonisolated struct Linli_V1_SnapshotManifest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
