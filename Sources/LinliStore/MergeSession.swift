@@ -146,13 +146,36 @@ final class MergeSession {
     /// Sets a device's head back to the newest change set the log still
     /// has (after a revocation removed later ones).
     func resetHead(_ deviceN: Int64) throws {
-        let row = try Row.fetchOne(
-            db, sql: "SELECT seq, hash FROM linli_log WHERE device_n = ? ORDER BY seq DESC LIMIT 1", arguments: [deviceN])
+        let row = try Row.fetchOne(db, sql: """
+            SELECT seq, hash FROM (
+                SELECT seq, hash FROM linli_log WHERE device_n = ?1
+                UNION ALL SELECT seq, hash FROM linli_chained_refusal WHERE device_n = ?1)
+            ORDER BY seq DESC LIMIT 1
+            """, arguments: [deviceN])
         heads[deviceN] = row.map { Head(seq: UInt64($0["seq"] as Int64), hash: $0["hash"]) } ?? Head(seq: 0, hash: Data())
         dirtyHeads.insert(deviceN)
     }
 
     func noteHeld(_ device: DeviceID) { devicesWithHeld.insert(device) }
+
+    /// Records that change set `seq` of a device was refused for what it
+    /// says while its place in the chain was right: the device's head moves
+    /// to it, so the next change set links as usual.
+    func chainRefused(_ deviceN: Int64, seq: UInt64, hash: Data) throws {
+        try db.execute(sql: "INSERT OR IGNORE INTO linli_chained_refusal (device_n, seq, hash) VALUES (?, ?, ?)",
+                       arguments: [deviceN, Int64(seq), hash])
+        heads[deviceN] = Head(seq: seq, hash: hash)
+        dirtyHeads.insert(deviceN)
+    }
+
+    /// The refusal recorded for exactly this change set, if it was refused
+    /// in its chain before.
+    func chainedRefusal(_ deviceN: Int64, seq: UInt64, hash: Data) throws -> LinliError? {
+        guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM linli_chained_refusal WHERE device_n = ? AND seq = ? AND hash = ?)",
+                                arguments: [deviceN, Int64(seq), hash]) == true else { return nil }
+        let row = try Row.fetchOne(db, sql: "SELECT code, message FROM linli_quarantine WHERE hash = ? ORDER BY id LIMIT 1", arguments: [hash])
+        return LinliError(LinliError.Code(rawValue: row?["code"] ?? "") ?? .malformed, row?["message"] ?? "refused before")
+    }
 
     func markForked(_ device: DeviceID, seq: UInt64, message: String) throws {
         forked.insert(device)

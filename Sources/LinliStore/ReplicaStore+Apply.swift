@@ -188,29 +188,30 @@ extension ReplicaStore {
         case .invalid(let error):
             return try refuse(error)
         }
-        do { try key.role.authorize(scope: header.scope, device: header.device, grids: key.grids) } catch { return try refuse(error) }
         if session.isForked(header.device) {
             return try refuse(LinliError(
                 .deviceQuarantined, "device \(header.device.hex) is quarantined because its history forked; its change sets wait for an administrator",
                 hint: "an administrator must review the fork (linli-admin audit) before this device's changes are accepted"))
         }
-        if policy.refuseFutureClocks {
-            do { try HybridLogicalClock.checkDrift(header.hlc, now: now) } catch { return try refuse(error) }
-        }
-        do { try checkSchema(signed.changeSet) } catch { return try refuse(error) }
 
+        // Chain position.
         let deviceN = try session.deviceNumber(header.device)
         let head = try session.head(deviceN)
         if header.seq <= head.seq {
             if try session.loggedHash(deviceN, seq: header.seq) == signed.hash { return .duplicate }
+            if let earlier = try session.chainedRefusal(deviceN, seq: header.seq, hash: signed.hash) {
+                // Refused before for what it says; refused again, the same way.
+                return .refused(earlier)
+            }
             let message = "device \(header.device.hex) signed two different change sets at sequence \(header.seq): its history forked (a cloned or tampered device)"
             try session.markForked(header.device, seq: header.seq, message: message)
             return try refuse(LinliError(.fork, message, hint: "the device is quarantined until an administrator decides"))
         }
-        // A partial replica follows the device across change sets outside
-        // its scopes, when it holds every one inside them.
-        let skipsOutOfScope = header.seq > head.seq + 1 && scopedPredecessor.map { head.seq >= $0 } == true
-        if header.seq > head.seq + 1, !skipsOutOfScope {
+        // A replica follows the device across change sets the server does
+        // not send it (outside its scopes, or refused), when it holds every
+        // one the server does send (PROTOCOL.md 2.2.1).
+        let skipsUnsent = header.seq > head.seq + 1 && scopedPredecessor.map { head.seq >= $0 } == true
+        if header.seq > head.seq + 1, !skipsUnsent {
             let heldCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_held WHERE device = ?", arguments: [header.device.data]) ?? 0
             guard heldCount < Limits.heldChangeSetsPerDeviceMax else {
                 return try refuse(LinliError(
@@ -223,18 +224,36 @@ extension ReplicaStore {
             session.noteHeld(header.device)
             return .held(missingFrom: head.seq + 1)
         }
-        guard skipsOutOfScope || header.prev == head.hash else {
+        guard skipsUnsent || header.prev == head.hash else {
             let message = "change set \(header.seq) of device \(header.device.hex) does not link to the change set \(head.seq) this replica has: the chain is broken"
             try session.markForked(header.device, seq: header.seq, message: message)
             return try refuse(LinliError(.brokenChain, message, hint: "the device is quarantined until an administrator decides"))
         }
+
+        // What it says. A refusal from here on keeps the change set's place
+        // in its device's chain: it is kept in quarantine, its writes are
+        // not merged, and the device's next change set, which links to it,
+        // is taken as usual. One refused change never stalls a device.
+        func refuseInChain(_ error: LinliError) throws -> ApplyOutcome.Status {
+            let status = try refuse(error)
+            try session.chainRefused(deviceN, seq: header.seq, hash: signed.hash)
+            try releaseHeld(after: signed, session: session, policy: policy, now: now)
+            return status
+        }
+        do { try key.role.authorize(scope: header.scope, device: header.device, grids: key.grids) } catch { return try refuseInChain(error) }
+        if policy.refuseFutureClocks {
+            do { try HybridLogicalClock.checkDrift(header.hlc, now: now) } catch { return try refuseInChain(error) }
+        }
+        do { try checkSchema(signed.changeSet) } catch { return try refuseInChain(error) }
         if header.scope == .system {
-            do { try checkTrustRecords(signed, key: key, session: session) } catch let error as LinliError where error.code != .storage { return try refuse(error) }
+            do { try checkTrustRecords(signed, key: key, session: session) } catch let error as LinliError where error.code != .storage {
+                return try refuseInChain(error)
+            }
         }
         do {
             try session.merge(signed, receivedAt: now)
         } catch let error as LinliError where error.code != .storage {
-            return try refuse(error)
+            return try refuseInChain(error)
         }
         if header.scope == .system { try applyTrustRecords(signed, session: session, policy: policy, now: now) }
         try releaseHeld(after: signed, session: session, policy: policy, now: now)

@@ -123,6 +123,14 @@ extension ReplicaStore {
             try session.merge(signed, receivedAt: UInt64(row[1] as Int64), log: false)
         }
         try session.finish()
+        // A change set refused in its chain after the device's last logged
+        // one is still its head.
+        try db.execute(sql: """
+            INSERT INTO linli_head (device_n, seq, hash)
+            SELECT c.device_n, c.seq, c.hash FROM linli_chained_refusal c
+            WHERE c.seq = (SELECT max(seq) FROM linli_chained_refusal WHERE device_n = c.device_n)
+            ON CONFLICT(device_n) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE excluded.seq > linli_head.seq
+            """)
     }
 }
 

@@ -204,9 +204,9 @@ extension ReplicaStore {
         }
     }
 
-    /// One entry of a pull: a change set, its log position and, when the
-    /// pull is limited to some scopes, its device's previous change set
-    /// inside them (0 for none).
+    /// One entry of a pull: a change set, its log position and its device's
+    /// previous change set among those the pull sends (in the puller's
+    /// scopes and not refused; 0 for none).
     public struct PullEntry: Sendable {
         public let position: Int64
         public let envelope: Data
@@ -222,8 +222,12 @@ extension ReplicaStore {
                 let own = try device.flatMap { try Int64.fetchOne(db, sql: "SELECT n FROM linli_device WHERE device = ?", arguments: [$0.data]) } ?? -1
                 guard let scopes else {
                     return try Row.fetchAll(db, sql: """
-                        SELECT position, envelope FROM linli_log WHERE position > ? AND device_n != ? ORDER BY position LIMIT ?
-                        """, arguments: [position, own, limit]).map { PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: nil) }
+                        SELECT l.position, l.envelope,
+                               (SELECT max(p.seq) FROM linli_log p WHERE p.device_n = l.device_n AND p.seq < l.seq) AS predecessor
+                        FROM linli_log l WHERE l.position > ? AND l.device_n != ? ORDER BY l.position LIMIT ?
+                        """, arguments: [position, own, limit]).map {
+                        PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: UInt64(($0[2] as Int64?) ?? 0))
+                    }
                 }
                 let names = scopes.map(\.description).sorted()
                 let list = names.map { _ in "?" }.joined(separator: ", ")

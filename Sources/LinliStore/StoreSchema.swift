@@ -13,6 +13,7 @@ import LinliCore
 /// | `linli_held` | change sets waiting for a missing predecessor | no |
 /// | `linli_quarantine` | refused change sets with the reason | no |
 /// | `linli_forked_device` | devices whose history forked | no |
+/// | `linli_chained_refusal` | change sets refused for what they say, in their place in the chain | no |
 /// | `linli_device_key` | device public keys, the first sequence number each signs, role and grids | from trust records |
 /// | `linli_revocation` | the last valid sequence number of each revoked device | from trust records |
 /// | `linli_device`, `linli_name` | local numbering of device ids and names | no |
@@ -110,6 +111,19 @@ enum StoreSchema {
             // A partial pull asks, per change set, for its device's previous
             // change set in the puller's scopes.
             try db.execute(sql: "CREATE INDEX linli_log_device_scope ON linli_log (device_n, scope, seq)")
+        }
+        migrator.registerMigration("v3-chained-refusal") { db in
+            // Change sets refused for what they say but in their right place
+            // in the chain (the bytes are in linli_quarantine). Not derived:
+            // a rebuild keeps the heads they set.
+            try db.execute(sql: """
+                CREATE TABLE linli_chained_refusal (
+                    device_n INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    hash BLOB NOT NULL,
+                    PRIMARY KEY (device_n, seq)
+                ) STRICT
+                """)
         }
         return migrator
     }

@@ -267,11 +267,12 @@ import Testing
             RowChange(table: "person", row: row, writes: [FieldWrite(field: "name", value: .text("b"))]),
         ])
         #expect(try a.apply([intrusion]).first?.error?.code == .outOfScope)
-        let wrongGrid = try Fixtures.signed(carol, seq: 1, prev: Data(), hlc: 2 << 16, scope: .grid("G2"), rows: [
+        // Refused in their place in carol's chain: her next ones link on.
+        let wrongGrid = try Fixtures.signed(carol, seq: 2, prev: intrusion.hash, hlc: 2 << 16, scope: .grid("G2"), rows: [
             RowChange(table: "person", row: RowID.random(), writes: [FieldWrite(field: "grid", value: .text("G1")), FieldWrite(field: "name", value: .text("b"))]),
         ])
         #expect(try a.apply([wrongGrid]).first?.error?.code == .outOfScope)
-        let noticeInGrid = try Fixtures.signed(carol, seq: 1, prev: Data(), hlc: 2 << 16, scope: .grid("G2"), rows: [
+        let noticeInGrid = try Fixtures.signed(carol, seq: 3, prev: wrongGrid.hash, hlc: 2 << 16, scope: .grid("G2"), rows: [
             RowChange(table: "notice", row: RowID.random(), writes: [FieldWrite(field: "title", value: .text("x"))]),
         ])
         #expect(try a.apply([noticeInGrid]).first?.error?.code == .outOfScope)
@@ -309,7 +310,11 @@ import Testing
         ])
         let error = try #require(try store.apply([ahead], policy: .gatekeeper).first?.error)
         #expect(error.code == .clockAhead && error.message.contains("60 minutes ahead"))
-        #expect(try store.apply([ahead], policy: .replica).first?.status == .applied)
+        // The refusal is final here (offered again, it is refused again);
+        // a replica, which takes what the server accepted, does not check.
+        #expect(try store.apply([ahead], policy: .replica).first?.error?.code == .clockAhead)
+        let replica = try Fixtures.store(knowing: [alice], clock: { now })
+        #expect(try replica.apply([ahead], policy: .replica).first?.status == .applied)
     }
 
     @Test func anOversizedOrUndecodableEnvelopeIsRefusedAndKept() throws {

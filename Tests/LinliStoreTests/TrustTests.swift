@@ -157,16 +157,18 @@ func makeChangeSets(_ store: ReplicaStore, as identity: DeviceIdentity, count: I
         // Signed by the old key only: the statement's signature is not the new key's.
         let oldOnly = try rotation(newKey: next.publicKey, signedBy: stranger)
         #expect(try replica.apply([oldOnly]).first?.error?.code == .badSignature)
-        // The old key named as the new one: one key, counted once.
+        // The old key named as the new one: one key, counted once. (A fresh
+        // replica: a refused change set keeps its place in the chain, so a
+        // second one at the same seq would be a fork.)
         let twice = try rotation(newKey: world.rootKey.publicKey, signedBy: world.rootKey)
-        #expect(try replica.apply([twice]).first?.error?.code == .badSignature)
+        #expect(try world.replica().apply([twice]).first?.error?.code == .badSignature)
         // Signed by the new key only: that key is not the authority's yet,
         // so the change set waits as one from an unknown key.
         let newOnly = try Fixtures.signed(DeviceIdentity(device: world.authority.device, key: next, user: "x"), seq: 1, prev: Data(), hlc: 1 << 16,
                                           scope: .system, rows: try rotation(newKey: next.publicKey, signedBy: next).changeSet.rows)
         #expect(try replica.apply([newOnly]).first?.error?.code == .unknownKey)
         // Both: accepted.
-        #expect(try replica.apply([try rotation(newKey: next.publicKey, signedBy: next)]).first?.status == .applied)
+        #expect(try world.replica().apply([try rotation(newKey: next.publicKey, signedBy: next)]).first?.status == .applied)
     }
 
     @Test func writesOutsideTheirRoleAreRefusedWithTheReason() throws {
@@ -189,7 +191,8 @@ func makeChangeSets(_ store: ReplicaStore, as identity: DeviceIdentity, count: I
         })
         #expect(try server.apply([kioskIntoGrid]).first?.error?.code == .outOfScope)
 
-        let selfCertified = try Fixtures.signed(inspector, seq: 1, prev: Data(), hlc: 1 << 16, scope: .system, rows: [
+        // Refused ones keep their place in the device's chain.
+        let selfCertified = try Fixtures.signed(inspector, seq: 2, prev: intoG3.hash, hlc: 1 << 16, scope: .system, rows: [
             RowChange(table: TrustSchema.certificate, row: RowID.random(), writes: [
                 FieldWrite(field: "device", value: .bytes(inspector.device.data)), FieldWrite(field: "public_key", value: .bytes(inspector.key.publicKey.bytes)),
                 FieldWrite(field: "role", value: .text("staff")), FieldWrite(field: "valid_from_seq", value: .integer(1)),
@@ -201,6 +204,7 @@ func makeChangeSets(_ store: ReplicaStore, as identity: DeviceIdentity, count: I
         // The device's own replica refuses before signing.
         let phone = try world.replica()
         _ = try phone.apply(world.trustRecords())
+        _ = try phone.apply([intoG3, selfCertified])
         #expect(throws: LinliError.self) {
             try phone.write(as: inspector) { tx in try tx.create("person", ["grid": .text("G3"), "name": .text("x")]) }
         }
@@ -208,6 +212,7 @@ func makeChangeSets(_ store: ReplicaStore, as identity: DeviceIdentity, count: I
         #expect(try server.apply(try phone.write(as: inspector) { tx in try tx.create("person", ["grid": .text("G2"), "name": .text("y")]) }).first?.status == .applied)
         let kioskReplica = try world.replica()
         _ = try kioskReplica.apply(world.trustRecords())
+        _ = try kioskReplica.apply([kioskIntoGrid])
         #expect(try server.apply(try kioskReplica.write(as: kiosk) { tx in try tx.create("signup", ["name": .text("志愿者")]) }).first?.status == .applied)
     }
 
