@@ -29,10 +29,16 @@ public struct FieldSchema: Codable, Sendable, Hashable {
     public var references: String?
     /// For text fields that take one of a fixed set of values.
     public var choices: [String]?
+    /// For text fields with a checked format (a citizen ID, a phone number).
+    public var format: FieldFormat?
+    /// For numbers: the smallest and largest values that make sense.
+    public var minimum: Double?
+    public var maximum: Double?
 
     public init(
         _ name: String, _ type: FieldType, label: String = "", personal: Bool = false,
-        required: Bool = false, references: String? = nil, choices: [String]? = nil
+        required: Bool = false, references: String? = nil, choices: [String]? = nil,
+        format: FieldFormat? = nil, minimum: Double? = nil, maximum: Double? = nil
     ) {
         self.name = name
         self.type = type
@@ -41,9 +47,12 @@ public struct FieldSchema: Codable, Sendable, Hashable {
         self.required = required
         self.references = references
         self.choices = choices
+        self.format = format
+        self.minimum = minimum
+        self.maximum = maximum
     }
 
-    enum CodingKeys: String, CodingKey { case name, type, label, personal, required, references, choices }
+    enum CodingKeys: String, CodingKey { case name, type, label, personal, required, references, choices, format, minimum, maximum }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -54,6 +63,9 @@ public struct FieldSchema: Codable, Sendable, Hashable {
         required = try container.decodeIfPresent(Bool.self, forKey: .required) ?? false
         references = try container.decodeIfPresent(String.self, forKey: .references)
         choices = try container.decodeIfPresent([String].self, forKey: .choices)
+        format = try container.decodeIfPresent(FieldFormat.self, forKey: .format)
+        minimum = try container.decodeIfPresent(Double.self, forKey: .minimum)
+        maximum = try container.decodeIfPresent(Double.self, forKey: .maximum)
     }
 
     /// Throws unless `value` fits this field's type (null always fits: a
@@ -79,6 +91,24 @@ public struct FieldSchema: Codable, Sendable, Hashable {
                 .schemaViolation,
                 "\(table).\(name) must be one of \(choices.joined(separator: ", ")), not \(text)")
         }
+        if let format, case .text(let text) = value {
+            try format.check(text, field: "\(table).\(name)\(label.isEmpty ? "" : " (\(label))")")
+        }
+        let number: Double? = switch value {
+        case .integer(let integer): Double(integer)
+        case .real(let real): real
+        default: nil
+        }
+        if let number, (minimum.map { number < $0 } ?? false) || (maximum.map { number > $0 } ?? false) {
+            throw LinliError(
+                .schemaViolation,
+                "\(table).\(name)\(label.isEmpty ? "" : " (\(label))") must be between \(Self.show(minimum)) and \(Self.show(maximum)), not \(Self.show(number))")
+        }
+    }
+
+    static func show(_ number: Double?) -> String {
+        guard let number else { return "any" }
+        return number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
     }
 
     static func isDate(_ text: String) -> Bool {
@@ -197,6 +227,17 @@ public struct Schema: Codable, Sendable, Hashable {
                 }
                 if field.type == .reference, field.references == nil {
                     throw LinliError(.invalidInput, "reference field \(table.name).\(field.name) must name the table it refers to")
+                }
+                if field.format != nil, field.type != .text {
+                    throw LinliError(.invalidInput, "field \(table.name).\(field.name) has a format, which only text fields take")
+                }
+                if field.minimum != nil || field.maximum != nil {
+                    guard field.type == .integer || field.type == .real else {
+                        throw LinliError(.invalidInput, "field \(table.name).\(field.name) has a minimum or maximum, which only numbers take")
+                    }
+                    if let minimum = field.minimum, let maximum = field.maximum, minimum > maximum {
+                        throw LinliError(.invalidInput, "field \(table.name).\(field.name) has a minimum above its maximum")
+                    }
                 }
             }
             if case .gridField(let gridField) = table.scope {
