@@ -30,6 +30,7 @@ struct SyncBenchmark: AsyncParsableCommand {
     @Option(help: "Devices syncing at once in the storm.") var concurrency = 64
     @Option(help: "Grids the storm devices are spread over.") var stormGrids = 50
     @Option(help: "The linli-server executable (default: beside linli-bench).") var server: String?
+    @Option(help: "Keep the server's log (one line per request, with its time on the server) in this file.") var serverLog: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() async throws {
@@ -191,6 +192,10 @@ struct SyncBenchmark: AsyncParsableCommand {
                              "--authority", root.hex, "--schema", schemaPath]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
+        if let serverLog {
+            FileManager.default.createFile(atPath: serverLog, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: serverLog)
+        }
         try process.run()
         for _ in 0..<100 {
             if CuttingProxy.canConnect(port: port) { return process }
