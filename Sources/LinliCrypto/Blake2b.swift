@@ -36,6 +36,20 @@ public final class Blake2b256 {
     }
 
     /// The hash of `data` in one call.
+    /// The hash and size of a file, read 1 MiB at a time; nil when the
+    /// file cannot be read.
+    public static func hash(fileAt path: String) throws -> (hash: Data, bytes: Int64)? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let hasher = Blake2b256()
+        var bytes: Int64 = 0
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            hasher.update(chunk)
+            bytes += Int64(chunk.count)
+        }
+        return (hasher.finalize(), bytes)
+    }
+
     public static func hash(_ data: Data) -> Data {
         data.withUnsafeBytes { hash($0) }
     }

@@ -78,21 +78,14 @@ final class SnapshotCache: @unchecked Sendable {
         let path = (folder as NSString).appendingPathComponent("snapshot-\(UUID().uuidString.lowercased()).sqlite")
         let started = Date()
         let cursor = try storage.writeSnapshot(scopes: scopes, to: path)
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw LinliError(.storage, "cannot read the snapshot just written at \(path)") }
-        let hasher = Blake2b256()
-        var size: Int64 = 0
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-            hasher.update(chunk)
-            size += Int64(chunk.count)
-        }
-        try handle.close()
+        guard let (hash, size) = try Blake2b256.hash(fileAt: path) else { throw LinliError(.storage, "cannot read the snapshot just written at \(path)") }
         var manifest = Linli_V1_SnapshotManifest()
         manifest.format = 1
         manifest.serverDevice = identity.device.data
         manifest.cursor = UInt64(cursor)
         manifest.scopes = names
         manifest.takenAtMs = clock()
-        manifest.fileHash = hasher.finalize()
+        manifest.fileHash = hash
         manifest.fileBytes = UInt64(size)
         let manifestBytes: Data = try manifest.serializedBytes()
         let snapshot = Snapshot(path: path, manifest: manifestBytes, signature: identity.key.sign(ReplicaStore.snapshotSigningMessage(manifestBytes)),

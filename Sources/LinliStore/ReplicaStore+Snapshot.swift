@@ -103,16 +103,11 @@ extension ReplicaStore {
         guard let serverDevice = DeviceID(bytes: manifest.serverDevice) else { throw LinliError(.malformed, "the snapshot names no server device") }
 
         // The file's size and hash first: everything else reads it.
-        let attributes = try? FileManager.default.attributesOfItem(atPath: file)
-        let size = (attributes?[.size] as? NSNumber)?.uint64Value ?? 0
-        guard size == manifest.fileBytes else {
+        guard let (hash, size) = try Blake2b256.hash(fileAt: file) else { throw LinliError(.damagedFile, "cannot read the snapshot file \(file)") }
+        guard size == Int64(manifest.fileBytes) else {
             throw LinliError(.damagedFile, "the snapshot file has \(size) bytes; its manifest says \(manifest.fileBytes)", hint: "download it again")
         }
-        guard let handle = FileHandle(forReadingAtPath: file) else { throw LinliError(.damagedFile, "cannot read the snapshot file \(file)") }
-        let hasher = Blake2b256()
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(chunk) }
-        try handle.close()
-        guard hasher.finalize() == manifest.fileHash else {
+        guard hash == manifest.fileHash else {
             throw LinliError(.damagedFile, "the snapshot file's hash differs from its manifest's", hint: "download it again")
         }
 
