@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Dispatch
 import Foundation
 import LinliCore
 import LinliCrypto
@@ -19,6 +20,14 @@ public struct SyncReport: Sendable, Equatable {
     public var cursor: Int64 = 0
     /// Requests that failed and were tried again.
     public var retries = 0
+    /// Where the time went, in milliseconds: `push` (the pushes, waiting
+    /// for the server included), `pull` (waiting for and reading pull
+    /// answers) and `apply` (verifying and merging pulled pages here).
+    public var milliseconds: [String: Double] = [:]
+}
+
+func elapsedMilliseconds(since start: UInt64) -> Double {
+    Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
 }
 
 /// Where a sync is, told to the caller after each request (a progress bar,
@@ -94,7 +103,9 @@ public final class SyncClient: Sendable {
     public func sync(progress: @Sendable (SyncProgress) -> Void = { _ in }) async throws -> SyncReport {
         try await Self.withHTTP(connection) { http in
             var report = SyncReport()
+            let started = DispatchTime.now().uptimeNanoseconds
             try await push(http, &report, progress)
+            report.milliseconds["push"] = elapsedMilliseconds(since: started)
             try await pull(http, &report, progress)
             return report
         }
@@ -132,7 +143,11 @@ public final class SyncClient: Sendable {
     private func pull(_ http: HTTPClient, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
         var cursor = try store.cursor(cursorName)
         while true {
+            let asked = DispatchTime.now().uptimeNanoseconds
             let answer = try await send(http, "GET", "/v1/pull?after=\(cursor)&limit=\(Limits.pullChangeSetsMax)", body: Data(), report: &report, progress)
+            report.milliseconds["pull", default: 0] += elapsedMilliseconds(since: asked)
+            let applying = DispatchTime.now().uptimeNanoseconds
+            defer { report.milliseconds["apply", default: 0] += elapsedMilliseconds(since: applying) }
             let page = try Linli_V1_PullResponse(serializedBytes: answer.body)
             let next = Int64(page.cursor)
             guard next >= cursor else {

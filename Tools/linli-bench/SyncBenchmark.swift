@@ -70,6 +70,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         try await neighbourClient.sync()
         log("\(rounds) inspector rounds of \(up) up, \(down) down…")
         var roundMilliseconds: [Double] = []
+        var phases: [String: [Double]] = [:]
         var counter = 0
         for round in 0..<rounds {
             for _ in 0..<down { try record(neighbourStore, as: neighbour, grid: "G1", number: &counter) }
@@ -78,6 +79,7 @@ struct SyncBenchmark: AsyncParsableCommand {
             let started = DispatchTime.now().uptimeNanoseconds
             let report = try await inspectorClient.sync()
             roundMilliseconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
+            for (phase, ms) in report.milliseconds { phases[phase, default: []].append(ms) }
             guard report.accepted == up, report.pulled == down else {
                 throw ValidationError("round \(round) moved \(report.accepted) up and \(report.pulled) down")
             }
@@ -140,6 +142,9 @@ struct SyncBenchmark: AsyncParsableCommand {
             "round_p50_ms": round3(percentile(roundSorted, 0.50)),
             "round_p99_ms": round3(percentile(roundSorted, 0.99)),
             "round_max_ms": round3(roundSorted.last ?? 0),
+            "round_push_p50_ms": round3(percentile((phases["push"] ?? []).sorted(), 0.5)),
+            "round_pull_wait_p50_ms": round3(percentile((phases["pull"] ?? []).sorted(), 0.5)),
+            "round_apply_p50_ms": round3(percentile((phases["apply"] ?? []).sorted(), 0.5)),
             "storm_devices": storm.count, "storm_concurrency": concurrency,
             "storm_seconds": round3(stormSeconds),
             "storm_errors": errors.count,
