@@ -120,20 +120,17 @@ func emit(_ json: Bool, _ object: [String: Any], text: String) {
 /// Runs a command body; a `LinliError` becomes a message on standard error
 /// and exit status 1 (2 for bad input), never a stack trace.
 func guarded(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let error as LinliError {
-        FileHandle.standardError.write(Data("linli-admin: \(error.message)\(error.hint.map { "\n  \($0)" } ?? "")\n".utf8))
-        throw ExitCode(error.code == .invalidInput || error.code == .malformed ? 2 : 1)
-    }
+    do { try body() } catch let error as LinliError { throw exitCode(reporting: error) }
 }
 
 /// Runs an async command body the way ``guarded(_:)`` runs a synchronous one.
 func guardedAsync(_ body: () async throws -> Void) async throws {
-    do {
-        try await body()
-    } catch let error as LinliError {
-        FileHandle.standardError.write(Data("linli-admin: \(error.message)\(error.hint.map { "\n  \($0)" } ?? "")\n".utf8))
-        throw ExitCode(error.code == .invalidInput || error.code == .malformed ? 2 : 1)
-    }
+    do { try await body() } catch let error as LinliError { throw exitCode(reporting: error) }
+}
+
+/// Prints a `LinliError` for the person at the terminal and gives the exit
+/// status: 2 for bad input, 1 for anything else.
+func exitCode(reporting error: LinliError) -> ExitCode {
+    FileHandle.standardError.write(Data("linli-admin: \(error.message)\(error.hint.map { "\n  \($0)" } ?? "")\n".utf8))
+    return ExitCode(error.code == .invalidInput || error.code == .malformed ? 2 : 1)
 }

@@ -213,8 +213,8 @@ public final class SyncClient: Sendable {
         guard response.status == .ok else {
             throw try await failure(response)
         }
-        guard let manifest = response.headers.first(name: "Linli-Snapshot-Manifest").flatMap({ Data(base64Encoded: $0) }),
-              let signature = response.headers.first(name: "Linli-Snapshot-Signature").flatMap({ Data(base64Encoded: $0) }) else {
+        guard let manifest = response.headers.first(name: SnapshotWire.manifestHeader).flatMap({ Data(base64Encoded: $0) }),
+              let signature = response.headers.first(name: SnapshotWire.signatureHeader).flatMap({ Data(base64Encoded: $0) }) else {
             throw LinliError(.malformed, "the snapshot came without its signed manifest")
         }
         FileManager.default.createFile(atPath: file, contents: nil)

@@ -88,7 +88,7 @@ final class SnapshotCache: @unchecked Sendable {
         manifest.fileHash = hash
         manifest.fileBytes = UInt64(size)
         let manifestBytes: Data = try manifest.serializedBytes()
-        let snapshot = Snapshot(path: path, manifest: manifestBytes, signature: identity.key.sign(ReplicaStore.snapshotSigningMessage(manifestBytes)),
+        let snapshot = Snapshot(path: path, manifest: manifestBytes, signature: identity.key.sign(SnapshotWire.signingMessage(manifestBytes)),
                                 cursor: cursor, bytes: size, madeAt: Date())
         Timer(label: "linli_snapshot_seconds").recordNanoseconds(Int64(Date().timeIntervalSince(started) * 1e9))
         // Keep the one being replaced a while (a download may be reading

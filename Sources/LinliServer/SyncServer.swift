@@ -71,18 +71,13 @@ public enum SyncServer {
                 let snapshot = try await offload { try service.snapshot(for: access) }
                 let body = try await files.loadFile(path: snapshot.path, context: context)
                 var headers: HTTPFields = [.contentType: "application/vnd.sqlite3", .contentLength: String(snapshot.bytes)]
-                headers[HTTPField.Name(snapshotManifestHeader)!] = snapshot.manifest.base64EncodedString()
-                headers[HTTPField.Name(snapshotSignatureHeader)!] = snapshot.signature.base64EncodedString()
+                headers[HTTPField.Name(SnapshotWire.manifestHeader)!] = snapshot.manifest.base64EncodedString()
+                headers[HTTPField.Name(SnapshotWire.signatureHeader)!] = snapshot.signature.base64EncodedString()
                 return Response(status: .ok, headers: headers, body: body)
             }
         }
         return router
     }
-
-    /// Response headers that carry a snapshot's manifest and its signature
-    /// (base64).
-    public static let snapshotManifestHeader = "Linli-Snapshot-Manifest"
-    public static let snapshotSignatureHeader = "Linli-Snapshot-Signature"
 
     /// The answer, gzip-compressed when the client accepts gzip and the
     /// body is worth it (``Limits/compressBytesMin``).

@@ -114,7 +114,7 @@ public final class SyncService: Sendable {
             var pulled = Linli_V1_PulledChangeSet()
             pulled.position = UInt64(entry.position)
             pulled.envelope = entry.envelope
-            if let predecessor = entry.scopedPredecessor { pulled.scopedPredecessor = predecessor }
+            pulled.scopedPredecessor = entry.scopedPredecessor
             response.changeSets.append(pulled)
             bytes += entry.envelope.count
             cursor = entry.position

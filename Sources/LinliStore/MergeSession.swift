@@ -171,10 +171,12 @@ final class MergeSession {
     /// The refusal recorded for exactly this change set, if it was refused
     /// in its chain before.
     func chainedRefusal(_ deviceN: Int64, seq: UInt64, hash: Data) throws -> LinliError? {
-        guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM linli_chained_refusal WHERE device_n = ? AND seq = ? AND hash = ?)",
-                                arguments: [deviceN, Int64(seq), hash]) == true else { return nil }
-        let row = try Row.fetchOne(db, sql: "SELECT code, message FROM linli_quarantine WHERE hash = ? ORDER BY id LIMIT 1", arguments: [hash])
-        return LinliError(LinliError.Code(rawValue: row?["code"] ?? "") ?? .malformed, row?["message"] ?? "refused before")
+        let row = try Row.fetchOne(db, sql: """
+            SELECT q.code, q.message FROM linli_chained_refusal c LEFT JOIN linli_quarantine q ON q.hash = c.hash
+            WHERE c.device_n = ? AND c.seq = ? AND c.hash = ? ORDER BY q.id LIMIT 1
+            """, arguments: [deviceN, Int64(seq), hash])
+        guard let row else { return nil }
+        return LinliError(LinliError.Code(rawValue: row["code"] ?? "") ?? .malformed, row["message"] ?? "refused before")
     }
 
     func markForked(_ device: DeviceID, seq: UInt64, message: String) throws {

@@ -210,7 +210,7 @@ extension ReplicaStore {
     public struct PullEntry: Sendable {
         public let position: Int64
         public let envelope: Data
-        public let scopedPredecessor: UInt64?
+        public let scopedPredecessor: UInt64
     }
 
     /// What a pull after `position` sends a device that reads `scopes`
@@ -220,28 +220,21 @@ extension ReplicaStore {
         try run {
             try writer.read { db in
                 let own = try device.flatMap { try Int64.fetchOne(db, sql: "SELECT n FROM linli_device WHERE device = ?", arguments: [$0.data]) } ?? -1
-                guard let scopes else {
-                    return try Row.fetchAll(db, sql: """
-                        SELECT l.position, l.envelope,
-                               (SELECT max(p.seq) FROM linli_log p WHERE p.device_n = l.device_n AND p.seq < l.seq) AS predecessor
-                        FROM linli_log l WHERE l.position > ? AND l.device_n != ? ORDER BY l.position LIMIT ?
-                        """, arguments: [position, own, limit]).map {
-                        PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: UInt64(($0[2] as Int64?) ?? 0))
-                    }
+                // With scopes, both the change sets and their predecessors
+                // are limited to them.
+                let names = scopes.map { $0.map(\.description).sorted() } ?? []
+                func inScopes(_ alias: String) -> String {
+                    scopes == nil ? "" : "AND \(alias).scope IN (\(names.map { _ in "?" }.joined(separator: ", ")))"
                 }
-                let names = scopes.map(\.description).sorted()
-                let list = names.map { _ in "?" }.joined(separator: ", ")
-                var arguments: StatementArguments = []
-                for name in names { arguments += [name] }
+                var arguments = StatementArguments(names)
                 arguments += [position, own]
-                for name in names { arguments += [name] }
+                arguments += StatementArguments(names)
                 arguments += [limit]
                 return try Row.fetchAll(db, sql: """
                     SELECT l.position, l.envelope,
-                           (SELECT max(p.seq) FROM linli_log p
-                            WHERE p.device_n = l.device_n AND p.scope IN (\(list)) AND p.seq < l.seq) AS predecessor
+                           (SELECT max(p.seq) FROM linli_log p WHERE p.device_n = l.device_n \(inScopes("p")) AND p.seq < l.seq) AS predecessor
                     FROM linli_log l
-                    WHERE l.position > ? AND l.device_n != ? AND l.scope IN (\(list))
+                    WHERE l.position > ? AND l.device_n != ? \(inScopes("l"))
                     ORDER BY l.position LIMIT ?
                     """, arguments: arguments).map {
                     PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: UInt64(($0[2] as Int64?) ?? 0))

@@ -69,11 +69,6 @@ extension ReplicaStore {
         }
     }
 
-    /// The message a server signs for a snapshot manifest.
-    public static func snapshotSigningMessage(_ manifest: Data) -> Data {
-        Data("linli/snapshot/v1\n".utf8) + manifest
-    }
-
     /// Verifies a downloaded snapshot and makes it the replica at `path`,
     /// which must not exist yet. Returns the opened replica; its cursor
     /// `cursorName` is set to the manifest's cursor, so the next pull
@@ -140,7 +135,7 @@ extension ReplicaStore {
         guard signer.role == .server else {
             throw LinliError(.notPermitted, "the snapshot is signed by device \(serverDevice.hex), which is a \(signer.role.rawValue), not a server")
         }
-        guard signer.key.verify(signature: signature, message: snapshotSigningMessage(manifestBytes)) else {
+        guard signer.key.verify(signature: signature, message: SnapshotWire.signingMessage(manifestBytes)) else {
             throw LinliError(.badSignature, "the snapshot manifest's signature does not verify with server \(serverDevice.hex)'s key",
                              hint: "replay from zero and report the server")
         }

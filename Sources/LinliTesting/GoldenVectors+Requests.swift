@@ -102,7 +102,7 @@ extension GoldenVectors {
                                    manifest)
         let manifestBytes: Data = try manifest.serializedBytes()
         snapshot.publicKeyHex = serverKey.key.publicKey.hex
-        snapshot.signatureHex = Hex.encode(serverKey.key.sign(ReplicaStore.snapshotSigningMessage(manifestBytes)))
+        snapshot.signatureHex = Hex.encode(serverKey.key.sign(SnapshotWire.signingMessage(manifestBytes)))
         vectors.append(snapshot)
         return vectors
     }
@@ -124,11 +124,5 @@ extension GoldenVectors {
                        bytesHex: Hex.encode(try message.serializedBytes() as Data),
                        messageType: "linli.v1." + type(of: message).protoMessageName.split(separator: ".").last!,
                        messageJSON: try message.jsonString(), signatureHex: nil)
-    }
-
-    public static func encode(_ vector: ProtocolVector) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        return try encoder.encode(vector) + Data("\n".utf8)
     }
 }

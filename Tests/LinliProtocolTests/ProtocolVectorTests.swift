@@ -73,6 +73,6 @@ struct ProtocolVectorTests {
         let key = try #require(PublicKey(hex: keyHex))
         let bytes = try #require(Hex.decodeData(manifest.bytesHex))
         let signature = try #require(Hex.decodeData(manifest.signatureHex ?? ""))
-        #expect(key.verify(signature: signature, message: ReplicaStore.snapshotSigningMessage(bytes)))
+        #expect(key.verify(signature: signature, message: SnapshotWire.signingMessage(bytes)))
     }
 }

@@ -246,7 +246,7 @@ import Testing
         func attempt(file: Data, signer: SigningKey) throws {
             let copy = server.folder.path("download")
             try file.write(to: URL(fileURLWithPath: copy))
-            _ = try ReplicaStore.adoptSnapshot(file: copy, manifest: manifestBytes, signature: signer.sign(ReplicaStore.snapshotSigningMessage(manifestBytes)),
+            _ = try ReplicaStore.adoptSnapshot(file: copy, manifest: manifestBytes, signature: signer.sign(SnapshotWire.signingMessage(manifestBytes)),
                                                authority: rootKey.publicKey, schema: Fixtures.schema, at: target, cursorName: "server:test")
         }
         // Signed by someone other than the server.

@@ -22,12 +22,7 @@ struct Vectors: ParsableCommand {
     @Option(help: "Folder to write the JSON files into.") var out = "Protocol/vectors"
 
     func run() throws {
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        for vector in try GoldenVectors.make() {
-            let path = (out as NSString).appendingPathComponent(vector.name + ".json")
-            try GoldenVectors.encode(vector).write(to: URL(fileURLWithPath: path))
-            print("wrote \(path)")
-        }
+        try writeVectors(try GoldenVectors.make().map { ($0.name, try GoldenVectors.encode($0)) }, to: out)
     }
 }
 
@@ -39,12 +34,17 @@ struct TrustVectors: ParsableCommand {
     @Option(help: "Folder to write the JSON files into.") var out = "Protocol/vectors/trust"
 
     func run() throws {
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        for vector in try GoldenVectors.makeTrust() {
-            let path = (out as NSString).appendingPathComponent(vector.name + ".json")
-            try GoldenVectors.encode(vector).write(to: URL(fileURLWithPath: path))
-            print("wrote \(path)")
-        }
+        try writeVectors(try GoldenVectors.makeTrust().map { ($0.name, try GoldenVectors.encode($0)) }, to: out)
+    }
+}
+
+/// Writes vector files, one `NAME.json` per vector, into `folder`.
+func writeVectors(_ files: [(name: String, bytes: Data)], to folder: String) throws {
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    for file in files {
+        let path = (folder as NSString).appendingPathComponent(file.name + ".json")
+        try file.bytes.write(to: URL(fileURLWithPath: path))
+        print("wrote \(path)")
     }
 }
 
@@ -67,12 +67,7 @@ struct ProtocolVectors: ParsableCommand {
     @Option(help: "Folder to write the JSON files into.") var out = "Protocol/vectors/protocol"
 
     func run() throws {
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        for vector in try GoldenVectors.makeProtocol() {
-            let path = (out as NSString).appendingPathComponent(vector.name + ".json")
-            try GoldenVectors.encode(vector).write(to: URL(fileURLWithPath: path))
-            print("wrote \(path)")
-        }
+        try writeVectors(try GoldenVectors.makeProtocol().map { ($0.name, try GoldenVectors.encode($0)) }, to: out)
     }
 }
 
