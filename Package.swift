@@ -21,6 +21,8 @@ let package = Package(
         .executable(name: "linli-bench", targets: ["linli-bench"]),
         .executable(name: "linli-sim", targets: ["linli-sim"]),
         .executable(name: "linli-admin", targets: ["linli-admin"]),
+        .executable(name: "linli", targets: ["linli"]),
+        .executable(name: "linli-kiosk", targets: ["linli-kiosk"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
@@ -132,6 +134,32 @@ let package = Package(
             path: "Tools/linli-sim",
             swiftSettings: strict),
 
+        // What the field clients share on the command line: the device
+        // folder and PIN, progress, the interactive form, errors.
+        .target(
+            name: "LinliCLI",
+            dependencies: [
+                "LinliCore", "LinliStore", "LinliClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "linli",
+            dependencies: [
+                "LinliCLI", "LinliClient", "LinliCore", "LinliProtocol", "LinliStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Clients/linli",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "linli-kiosk",
+            dependencies: [
+                "LinliCLI", "LinliClient", "LinliCore", "LinliProtocol", "LinliStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Clients/linli-kiosk",
+            swiftSettings: strict),
+
         .executableTarget(
             name: "linli-admin",
             dependencies: [
@@ -152,6 +180,11 @@ let package = Package(
             name: "LinliServerTests",
             dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliClient", "LinliServer", "LinliTesting",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                           .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "LinliClientTests",
+            dependencies: ["LinliClient", "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting",
                            .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
         .testTarget(

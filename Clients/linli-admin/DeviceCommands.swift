@@ -56,7 +56,7 @@ struct DeviceCommand: ParsableCommand {
         @OptionGroup var options: AuthorityOptions
         @Argument(help: "The enrolment request file.") var request: String
         @Option(help: "inspector, kiosk, staff or server.") var role: String
-        @Option(name: .customLong("grid"), help: "A grid the device covers (repeat for several).") var grids: [String] = []
+        @Option(name: .customLong("grid"), help: "A grid an inspector covers or a kiosk serves (repeat for several).") var grids: [String] = []
         @Option(help: "Where to write the enrolment bundle.") var out: String
         @Option(help: "The server address in the bundle (default: the authority's).") var server: String?
 
@@ -77,8 +77,8 @@ struct DeviceCommand: ParsableCommand {
                 if role == .inspector, grids.isEmpty {
                     throw LinliError(.invalidInput, "an inspector must cover at least one grid: add --grid")
                 }
-                if role != .inspector, !grids.isEmpty {
-                    throw LinliError(.invalidInput, "only inspectors are enrolled for grids; a \(role.rawValue) is not")
+                if role != .inspector, role != .kiosk, !grids.isEmpty {
+                    throw LinliError(.invalidInput, "only inspectors (the grids they cover) and kiosks (the grids they serve) are enrolled for grids; a \(role.rawValue) is not")
                 }
                 let (store, identity, settings) = try options.open()
                 try store.issueCertificate(as: identity, device: device, publicKey: key, role: role, grids: Set(grids), label: "")

@@ -20,6 +20,8 @@ public struct SyncReport: Sendable, Equatable {
     public var cursor: Int64 = 0
     /// Requests that failed and were tried again.
     public var retries = 0
+    /// Whether the replica was first made from the server's snapshot.
+    public var bootstrapped = false
     /// Where the time went, in milliseconds: `push` (the pushes, waiting
     /// for the server included), `pull` (waiting for and reading pull
     /// answers) and `apply` (verifying and merging pulled pages here).
@@ -129,6 +131,7 @@ public final class SyncClient: Sendable {
                 case "refused":
                     // Kept by the server with the reason; `status()` shows it.
                     report.refused.append("\(result.seq): \(result.code): \(result.message)")
+                    try store.recordRefusal(peer: cursorName, seq: result.seq, code: result.code, message: result.message)
                     acknowledged = max(acknowledged, result.seq)
                 default: break
                 }

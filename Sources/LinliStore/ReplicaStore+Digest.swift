@@ -13,13 +13,18 @@ extension ReplicaStore {
     /// Covers every survivor (table, row, field, dot, clock, value, sorted)
     /// and every view row of every declared table (by id). Held and
     /// quarantined change sets are not state and are not covered.
-    public func stateDigest() throws -> Data {
+    ///
+    /// With `scope`, covers only that scope's rows: a partial replica (an
+    /// inspector's, a kiosk's) and a full one (staff's) compare equal on
+    /// the scopes they share.
+    public func stateDigest(scope: Scope? = nil) throws -> Data {
         try run {
             try writer.read { db in
                 let hasher = Blake2b256()
                 hasher.update(Array("linli-state/v1\n".utf8))
-                try hashFieldState(db, into: hasher)
-                try hashViews(db, into: hasher)
+                if let scope { hasher.update(Array("scope \(scope)\n".utf8)) }
+                try hashFieldState(db, scope: scope, into: hasher)
+                try hashViews(db, scope: scope, into: hasher)
                 return hasher.finalize()
             }
         }
@@ -34,11 +39,17 @@ extension ReplicaStore {
 
     /// Every survivor of the replica, with names and device ids in place of
     /// this replica's own numbers. Reads the whole field state.
-    func allSurvivors(_ db: Database) throws -> [FieldEntry] {
+    func allSurvivors(_ db: Database, scope: Scope? = nil) throws -> [FieldEntry] {
         let lookup = try NameLookup(db)
         let (names, devices) = (lookup.names, lookup.devices)
         var entries: [FieldEntry] = []
-        let cursor = try Row.fetchCursor(db, sql: "SELECT table_n, row, state FROM linli_row_state")
+        let cursor = if let scope {
+            try Row.fetchCursor(db, sql: """
+                SELECT table_n, row, state FROM linli_row_state WHERE scope_n = (SELECT n FROM linli_name WHERE name = ?)
+                """, arguments: [scope.description])
+        } else {
+            try Row.fetchCursor(db, sql: "SELECT table_n, row, state FROM linli_row_state")
+        }
         while let row = try cursor.next() {
             guard let table = names[row[0]], let id = RowID(bytes: row[1] as Data) else {
                 throw LinliError(.storage, "linli_row_state names a table this replica does not know; run a rebuild")
@@ -56,8 +67,8 @@ extension ReplicaStore {
         return entries
     }
 
-    private func hashFieldState(_ db: Database, into hasher: Blake2b256) throws {
-        var entries = try allSurvivors(db)
+    private func hashFieldState(_ db: Database, scope: Scope?, into hasher: Blake2b256) throws {
+        var entries = try allSurvivors(db, scope: scope)
         entries.sort { ($0.table, $0.row, $0.field, $0.survivor.dot) < ($1.table, $1.row, $1.field, $1.survivor.dot) }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 16)
@@ -78,13 +89,14 @@ extension ReplicaStore {
         hasher.update(buffer)
     }
 
-    private func hashViews(_ db: Database, into hasher: Blake2b256) throws {
+    private func hashViews(_ db: Database, scope: Scope?, into hasher: Blake2b256) throws {
         for table in schema.tables.sorted(by: { $0.name < $1.name }) {
             var buffer: [UInt8] = []
             CanonicalEncoding.append(table.name, to: &buffer)
             let columns = ["id", "_scope", "_deleted", "_conflicts"] + table.fields.map(\.name)
-            let sql = "SELECT \(columns.map(StoreSchema.quoted).joined(separator: ", ")) FROM \(StoreSchema.quoted(table.name)) ORDER BY id"
-            let cursor = try Row.fetchCursor(db, sql: sql)
+            let sql = "SELECT \(columns.map(StoreSchema.quoted).joined(separator: ", ")) FROM \(StoreSchema.quoted(table.name))"
+                + (scope == nil ? "" : " WHERE _scope = ?") + " ORDER BY id"
+            let cursor = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(scope.map { [$0.description] } ?? []))
             while let row = try cursor.next() {
                 CanonicalEncoding.append(bytes: row[0] as Data, to: &buffer)
                 CanonicalEncoding.append(row[1] as String, to: &buffer)

@@ -128,6 +128,9 @@ extension ReplicaStore {
         }
     }
 
+    /// A view column's value as a ``Value`` of the field's type.
+    public static func shownValue(_ databaseValue: DatabaseValue, type: FieldType) -> Value { viewValue(databaseValue, type: type) }
+
     static func viewValue(_ databaseValue: DatabaseValue, type: FieldType) -> Value {
         switch databaseValue.storage {
         case .null: .null

@@ -54,4 +54,52 @@ extension ReplicaStore {
             }
         }
     }
+
+    /// Records that `peer` refused this device's change set `seq`, and why.
+    /// The change set stays in the log and in the device's chain.
+    public func recordRefusal(peer: String, seq: UInt64, code: String, message: String) throws {
+        try run {
+            try writer.write { db in
+                try db.execute(sql: """
+                    INSERT INTO linli_peer_refusal (peer, seq, code, message, refused_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT(peer, seq) DO UPDATE SET code = excluded.code, message = excluded.message
+                    """, arguments: [peer, Int64(seq), code, message, Int64(clock())])
+            }
+        }
+    }
+
+    /// What `peer` refused of this device's change sets, oldest first.
+    public func refusals(peer: String) throws -> [PeerRefusal] {
+        try run {
+            try writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT seq, code, message, refused_at FROM linli_peer_refusal WHERE peer = ? ORDER BY seq",
+                                 arguments: [peer]).map {
+                    PeerRefusal(seq: UInt64($0["seq"] as Int64), code: $0["code"], message: $0["message"], refusedAt: UInt64($0["refused_at"] as Int64))
+                }
+            }
+        }
+    }
+
+    /// Meta values a client keeps beside its replica (the time of its last
+    /// sync, say), under `client:` keys.
+    public func clientValue(_ key: String) throws -> String? {
+        try run { try writer.read { db in try String.fetchOne(db, sql: "SELECT value FROM linli_meta WHERE key = ?", arguments: ["client:" + key]) } }
+    }
+
+    public func setClientValue(_ key: String, _ value: String) throws {
+        try run {
+            try writer.write { db in
+                try db.execute(sql: "INSERT INTO linli_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                               arguments: ["client:" + key, value])
+            }
+        }
+    }
+}
+
+/// One of this device's change sets that a peer refused, and why.
+public struct PeerRefusal: Sendable, Equatable, Codable {
+    public let seq: UInt64
+    public let code: String
+    public let message: String
+    public let refusedAt: UInt64
 }

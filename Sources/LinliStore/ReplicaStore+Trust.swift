@@ -437,14 +437,26 @@ public struct DeviceAccess: Sendable, Equatable {
     public let key: PublicKey
     public let role: Role
     public let grids: Set<String>
+    /// For an inspector: the kiosks whose certificates name one of its
+    /// grids, whose submissions it verifies at the door.
+    public let kiosks: Set<DeviceID>
+
+    public init(device: DeviceID, key: PublicKey, role: Role, grids: Set<String>, kiosks: Set<DeviceID> = []) {
+        self.device = device
+        self.key = key
+        self.role = role
+        self.grids = grids
+        self.kiosks = kiosks
+    }
 
     /// The scopes whose change sets the device receives: its grids (all of
-    /// them for staff, the server and the authority), its own kiosk scope,
-    /// public records and trust records. `nil` means every scope.
+    /// them for staff, the server and the authority), the submissions of
+    /// the kiosks serving its grids, its own kiosk scope, public records
+    /// and trust records. `nil` means every scope.
     public var readableScopes: Set<Scope>? {
         switch role {
         case .staff, .server, .authority: return nil
-        case .inspector: return Set(grids.map { Scope.grid($0) }).union([.public, .system])
+        case .inspector: return Set(grids.map { Scope.grid($0) } + kiosks.map { Scope.kiosk($0) }).union([.public, .system])
         case .kiosk: return [.kiosk(device), .public, .system]
         }
     }
@@ -464,7 +476,16 @@ extension ReplicaStore {
                 if let last = trust.lastValidSeq {
                     throw LinliError(.revoked, "device \(device.hex) was revoked after its change set \(last)")
                 }
-                return DeviceAccess(device: device, key: current.key, role: current.role, grids: current.grids)
+                var kiosks: Set<DeviceID> = []
+                if current.role == .inspector {
+                    // A kiosk serves the grids its certificate names; the
+                    // inspectors of those grids verify its submissions.
+                    for row in try Row.fetchAll(db, sql: "SELECT DISTINCT device, grids FROM linli_device_key WHERE role = 'kiosk'") {
+                        let served = (row["grids"] as String).split(separator: ",").map(String.init)
+                        if let kiosk = DeviceID(bytes: row["device"] as Data), !current.grids.isDisjoint(with: served) { kiosks.insert(kiosk) }
+                    }
+                }
+                return DeviceAccess(device: device, key: current.key, role: current.role, grids: current.grids, kiosks: kiosks)
             }
         }
     }

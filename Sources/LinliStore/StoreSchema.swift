@@ -125,6 +125,21 @@ enum StoreSchema {
                 ) STRICT
                 """)
         }
+        migrator.registerMigration("v4-peer-refusal") { db in
+            // What a peer (the server) refused of this device's own change
+            // sets, with its reason, for the device's person to see offline.
+            // The change sets themselves stay in the log.
+            try db.execute(sql: """
+                CREATE TABLE linli_peer_refusal (
+                    peer TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    code TEXT NOT NULL,
+                    message TEXT NOT NULL,
+                    refused_at INTEGER NOT NULL,
+                    PRIMARY KEY (peer, seq)
+                ) STRICT
+                """)
+        }
         return migrator
     }
 

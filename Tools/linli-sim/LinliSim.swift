@@ -12,7 +12,7 @@ struct LinliSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "linli-sim",
         abstract: "Simulations and generators for Linli.",
-        subcommands: [OfflineDemo.self, Vectors.self, TrustVectors.self, ProtocolVectors.self, SchemaFile.self])
+        subcommands: [OfflineDemo.self, Vectors.self, TrustVectors.self, ProtocolVectors.self, SchemaFile.self, Summary.self])
 }
 
 /// Writes the golden change set vectors.
@@ -204,5 +204,43 @@ enum ChangeSetFile {
             offset += count
         }
         return envelopes
+    }
+}
+
+/// Compares field devices' replicas after a day: records per replica, the
+/// state digest of each scope they share, open conflicts. Exits 1 when two
+/// replicas disagree on a scope they both hold.
+struct Summary: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Summarize and compare the replicas of field device folders.")
+    @Option(name: .customLong("device"), help: "A device folder (repeat).") var devices: [String]
+
+    func run() throws {
+        var digests: [String: [(String, String)]] = [:]
+        print("replica                       role       records  change sets  conflicts")
+        for folder in devices {
+            let device = try FieldDevice.open(folder: folder)
+            let store = try device.store()
+            let records = Records(store: store)
+            let status = try DeviceStatus.read(device: device, store: store, records: records)
+            let name = "\(device.settings.user) (\((folder as NSString).lastPathComponent))"
+            let total = status.counts.values.reduce(0, +)
+            print(name.padding(toLength: 30, withPad: " ", startingAt: 0) + device.settings.role.padding(toLength: 11, withPad: " ", startingAt: 0)
+                  + String(total).padding(toLength: 9, withPad: " ", startingAt: 0)
+                  + String(try store.counts().changeSets).padding(toLength: 13, withPad: " ", startingAt: 0) + String(status.conflicts.count))
+            for (scope, digest) in status.digests { digests[scope, default: []].append((name, digest)) }
+        }
+        var disagreements = 0
+        print("scope digests (replicas holding the scope):")
+        for (scope, held) in digests.sorted(by: { $0.key < $1.key }) {
+            let equal = Set(held.map(\.1)).count == 1
+            if !equal { disagreements += 1 }
+            let label = scope.hasPrefix("kiosk:") ? "kiosk:" + scope.dropFirst(6).prefix(8) + "…" : scope
+            print("  \(label.padding(toLength: 16, withPad: " ", startingAt: 0)) \(equal ? "equal" : "DIFFERENT") \(held.first!.1.prefix(16))…  \(held.map(\.0).joined(separator: ", "))")
+        }
+        if disagreements > 0 {
+            print("\(disagreements) scope(s) differ between replicas")
+            throw ExitCode.failure
+        }
+        print("every scope is equal on every replica that holds it")
     }
 }

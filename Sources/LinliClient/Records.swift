@@ -1,0 +1,294 @@
+import Foundation
+import GRDB
+import LinliCore
+import LinliCrypto
+import LinliStore
+
+/// A record as a device shows it: the shown value of each field, and which
+/// fields are in conflict.
+public struct RecordView: Sendable {
+    public let table: TableSchema
+    public let id: RowID
+    public let scope: String
+    public let deleted: Bool
+    public let values: [String: Value]
+    /// Fields with more than one surviving value (settled by staff, or by
+    /// the next edit of the field).
+    public let conflicted: Set<String>
+
+    /// The field values as text for people, personal ones masked unless
+    /// `reveal`, in declared order; empty fields left out.
+    public func fields(reveal: Bool) -> [(field: FieldSchema, text: String)] {
+        table.fields.compactMap { field in
+            guard let value = values[field.name], !value.isNull else { return nil }
+            return (field, FieldText.show(value, field: field, reveal: reveal))
+        }
+    }
+
+    /// One line: the table's label and its first few non-empty fields.
+    public func summary(reveal: Bool) -> String {
+        let shown = fields(reveal: reveal).filter { $0.field.type != .reference && $0.field.name != table.gridField }.prefix(4)
+        return "\(table.label.isEmpty ? table.name : table.label) \(id.hex)  " + shown.map { "\($0.field.label)=\($0.text)" }.joined(separator: "  ")
+    }
+
+    /// A JSON object: id, table, scope, and fields (masked unless `reveal`).
+    public func json(reveal: Bool) -> [String: Any] {
+        var fields: [String: Any] = [:]
+        for (field, text) in self.fields(reveal: reveal) {
+            if case .integer(let integer) = values[field.name], field.type == .integer, !(field.personal && !reveal) {
+                fields[field.name] = integer
+            } else if case .real(let real) = values[field.name], !(field.personal && !reveal) {
+                fields[field.name] = real
+            } else {
+                fields[field.name] = text
+            }
+        }
+        return ["id": id.hex, "table": table.name, "scope": scope, "deleted": deleted, "fields": fields,
+                "conflicts": conflicted.sorted()]
+    }
+}
+
+/// Turning values into text for people and back.
+public enum FieldText {
+    /// `value` as people read it; personal fields masked unless `reveal`.
+    public static func show(_ value: Value, field: FieldSchema, reveal: Bool) -> String {
+        let text: String
+        switch value {
+        case .null: return ""
+        case .text(let string): text = string
+        case .integer(let integer): text = field.type == .timestamp ? timestamp(integer) : String(integer)
+        case .real(let real): text = real == real.rounded() && abs(real) < 1e15 ? String(Int64(real)) : String(real)
+        case .boolean(let flag): text = flag ? "是" : "否"
+        case .bytes(let data): text = Hex.encode(data)
+        }
+        return field.personal && !reveal ? mask(text, field: field) : text
+    }
+
+    /// Masks personal data for the screen: a citizen ID keeps its region
+    /// and last four characters (110105********002X), a phone its first
+    /// three and last four digits (138****5678), a name its first
+    /// character (张**), anything else its first quarter.
+    public static func mask(_ text: String, field: FieldSchema) -> String {
+        let characters = Array(text)
+        func keep(_ head: Int, _ tail: Int) -> String {
+            guard characters.count > head + tail else { return String(repeating: "*", count: max(characters.count, 1)) }
+            return String(characters.prefix(head)) + String(repeating: "*", count: characters.count - head - tail) + String(characters.suffix(tail))
+        }
+        switch field.format {
+        case .citizenID: return keep(6, 4)
+        case .phone, .mobile: return characters.count >= 11 ? keep(3, 4) : keep(2, 2)
+        default: break
+        }
+        if field.name == "name" || field.name.hasSuffix("_name") || field.name == "landlord" {
+            return keep(1, 0)
+        }
+        return keep(max(1, characters.count / 4), 0)
+    }
+
+    static func timestamp(_ milliseconds: Int64) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm"
+        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+    }
+
+    /// Today's date, `YYYY-MM-DD`, in this device's time zone.
+    public static func today(_ now: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd"
+        return formatter.string(from: now)
+    }
+
+    /// Parses what a person typed for `field`. Empty text clears the field.
+    /// Dates are `YYYY-MM-DD` (or 今天/today); times `YYYY-MM-DD HH:MM` (or
+    /// 现在/now); yes/no as 是/否, true/false, 1/0. References go through
+    /// `resolve` (a row id or an unambiguous start of one).
+    public static func parse(_ raw: String, field: FieldSchema, table: TableSchema,
+                             resolve: (String, String) throws -> RowID) throws -> Value {
+        let text = raw.trimmingCharacters(in: .whitespaces)
+        let name = "\(table.name).\(field.name)\(field.label.isEmpty ? "" : " (\(field.label))")"
+        if text.isEmpty { return .null }
+        let value: Value
+        switch field.type {
+        case .text:
+            value = .text(text)
+        case .integer:
+            guard let integer = Int64(text) else { throw LinliError(.invalidInput, "\(name) takes a whole number, not \(text)") }
+            value = .integer(integer)
+        case .real:
+            guard let real = Double(text), real.isFinite else { throw LinliError(.invalidInput, "\(name) takes a number, not \(text)") }
+            value = .real(real)
+        case .boolean:
+            switch text.lowercased() {
+            case "是", "true", "yes", "1", "y": value = .boolean(true)
+            case "否", "false", "no", "0", "n": value = .boolean(false)
+            default: throw LinliError(.invalidInput, "\(name) takes 是 or 否 (yes or no), not \(text)")
+            }
+        case .date:
+            value = .text(["今天", "today"].contains(text.lowercased()) ? today() : text)
+        case .timestamp:
+            if ["现在", "now"].contains(text.lowercased()) {
+                value = .integer(Int64(Date().timeIntervalSince1970 * 1000))
+            } else {
+                let formatter = DateFormatter()
+                formatter.locale = Locale(identifier: "en_US_POSIX")
+                var parsed: Date?
+                for format in ["yyyy-MM-dd HH:mm", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd"] where parsed == nil {
+                    formatter.dateFormat = format
+                    parsed = formatter.date(from: text)
+                }
+                guard let parsed else { throw LinliError(.invalidInput, "\(name) takes a time YYYY-MM-DD HH:MM (or 现在), not \(text)") }
+                value = .integer(Int64(parsed.timeIntervalSince1970 * 1000))
+            }
+        case .bytes:
+            guard let data = Hex.decodeData(text) else { throw LinliError(.invalidInput, "\(name) takes hex digits, not \(text)") }
+            value = .bytes(data)
+        case .reference:
+            value = .bytes(try resolve(field.references ?? "", text).data)
+        }
+        do { try field.check(value, table: table.name) } catch { throw LinliError(.invalidInput, error.message) }
+        return value
+    }
+}
+
+/// The records of one replica, as a field client reads and writes them.
+public struct Records: Sendable {
+    public let store: ReplicaStore
+
+    public init(store: ReplicaStore) {
+        self.store = store
+    }
+
+    /// The record types (the declared tables, without the trust tables).
+    public var tables: [TableSchema] { store.schema.tables.filter { !$0.name.hasPrefix(TrustSchema.reservedPrefix) } }
+
+    /// A record type by its name (person) or its label (人口).
+    public func table(_ name: String) throws -> TableSchema {
+        if let table = tables.first(where: { $0.name == name || $0.label == name }) { return table }
+        throw LinliError(.invalidInput, "there is no record type \(name)",
+                         hint: "record types: " + tables.map { "\($0.name) (\($0.label))" }.joined(separator: ", "))
+    }
+
+    /// The record whose id is `text` or starts with it (at least 6 hex
+    /// digits), in `tableName` or any table. Records outside this device's
+    /// scopes are not on it, so they are not found.
+    public func resolve(_ text: String, in tableName: String? = nil) throws -> (TableSchema, RowID) {
+        let prefix = text.lowercased()
+        guard prefix.count >= 6, prefix.count <= 32, prefix.allSatisfy(\.isHexDigit) else {
+            throw LinliError(.invalidInput, "\(text) is not a record id: give its 32 hex digits, or at least the first 6")
+        }
+        let searched = try tableName.map { [try table($0)] } ?? tables
+        var found: [(TableSchema, RowID)] = []
+        try store.database.read { db in
+            for table in searched {
+                let ids = try Data.fetchAll(db, sql: "SELECT id FROM \(quoted(table.name)) WHERE lower(hex(id)) LIKE ? LIMIT 3",
+                                            arguments: [prefix + "%"])
+                found += ids.compactMap { RowID(bytes: $0) }.map { (table, $0) }
+            }
+        }
+        guard let first = found.first else {
+            let kind = tableName.flatMap { try? table($0) }.map { " \($0.label)" } ?? ""
+            throw LinliError(.notFound, "no\(kind) record \(text) on this device",
+                             hint: "records of grids this device does not cover are not on it; `find` searches what is")
+        }
+        guard found.count == 1 else {
+            throw LinliError(.invalidInput, "\(text) is the start of several ids (\(found.map { "\($0.0.name) \($0.1.hex)" }.joined(separator: ", "))); give more digits")
+        }
+        return first
+    }
+
+    /// Parses `field=value` assignments for `table`.
+    public func parse(_ assignments: [String], table: TableSchema) throws -> [String: Value] {
+        var values: [String: Value] = [:]
+        for assignment in assignments {
+            guard let equals = assignment.firstIndex(of: "=") else {
+                throw LinliError(.invalidInput, "\(assignment) is not field=value",
+                                 hint: "\(table.name) fields: " + table.fields.map { "\($0.name) (\($0.label))" }.joined(separator: ", "))
+            }
+            let name = String(assignment[..<equals])
+            guard let field = table.fields.first(where: { $0.name == name || $0.label == name }) else {
+                throw LinliError(.invalidInput, "\(table.name) has no field \(name)",
+                                 hint: "its fields: " + table.fields.map { "\($0.name) (\($0.label))" }.joined(separator: ", "))
+            }
+            values[field.name] = try parse(String(assignment[assignment.index(after: equals)...]), field: field, table: table)
+        }
+        return values
+    }
+
+    public func parse(_ text: String, field: FieldSchema, table: TableSchema) throws -> Value {
+        try FieldText.parse(text, field: field, table: table) { referenced, id in try resolve(id, in: referenced).1 }
+    }
+
+    /// One record, or nil when this replica does not have it.
+    public func record(_ table: TableSchema, _ id: RowID) throws -> RecordView? {
+        try store.database.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM \(quoted(table.name)) WHERE id = ?", arguments: [id.data]) else { return nil }
+            return view(table, row)
+        }
+    }
+
+    /// Records with a text field containing `text` (a name, an ID number or
+    /// part of one, an address, a phone number), deleted ones left out.
+    public func find(_ text: String, in tableName: String? = nil, limit: Int = 50) throws -> [RecordView] {
+        let needle = text.trimmingCharacters(in: .whitespaces)
+        guard !needle.isEmpty else { throw LinliError(.invalidInput, "give something to search for: a name, an ID number, an address or a phone number") }
+        let pattern = "%" + needle.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+        let searched = try tableName.map { [try table($0)] } ?? tables
+        return try store.database.read { db in
+            var found: [RecordView] = []
+            for table in searched {
+                let fields = table.fields.filter { $0.type == .text && $0.name != table.gridField }
+                if fields.isEmpty { continue }
+                let condition = fields.map { "\(quoted($0.name)) LIKE ? ESCAPE '\\'" }.joined(separator: " OR ")
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT * FROM \(quoted(table.name)) WHERE _deleted = 0 AND (\(condition)) ORDER BY id LIMIT ?",
+                    arguments: StatementArguments(fields.map { _ in pattern } + [limit - found.count]))
+                found += rows.map { view(table, $0) }
+                if found.count >= limit { break }
+            }
+            return found
+        }
+    }
+
+    /// The records of one table, newest change first.
+    public func list(_ table: TableSchema, includeDeleted: Bool = false, limit: Int = 200) throws -> [RecordView] {
+        try store.database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM \(quoted(table.name)) \(includeDeleted ? "" : "WHERE _deleted = 0") ORDER BY _updated_hlc DESC LIMIT ?
+                """, arguments: [limit]).map { view(table, $0) }
+        }
+    }
+
+    /// Records of `table` whose `field` refers to `id`.
+    public func referring(to id: RowID, from table: TableSchema, field: String) throws -> [RecordView] {
+        try store.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM \(quoted(table.name)) WHERE \(quoted(field)) = ? AND _deleted = 0 ORDER BY id",
+                             arguments: [id.data]).map { view(table, $0) }
+        }
+    }
+
+    /// Counts of live records per table.
+    public func counts() throws -> [String: Int] {
+        try store.database.read { db in
+            var counts: [String: Int] = [:]
+            for table in tables {
+                counts[table.name] = try Int.fetchOne(db, sql: "SELECT count(*) FROM \(quoted(table.name)) WHERE _deleted = 0") ?? 0
+            }
+            return counts
+        }
+    }
+
+    private func view(_ table: TableSchema, _ row: Row) -> RecordView {
+        var values: [String: Value] = [:]
+        for field in table.fields {
+            values[field.name] = ReplicaStore.shownValue(row[field.name] as DatabaseValue, type: field.type)
+        }
+        let conflicted = (row["_conflicts"] as String?).map { Set($0.split(separator: ",").map(String.init)) } ?? []
+        return RecordView(table: table, id: RowID(bytes: row["id"] as Data) ?? RowID(high: 0, low: 0), scope: row["_scope"],
+                          deleted: row["_deleted"], values: values, conflicted: conflicted)
+    }
+
+    private func quoted(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+}
