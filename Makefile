@@ -1,8 +1,9 @@
 # Linli: set-up and everyday commands.
 #
-#   make demo    linli-admin enrols three devices; linli-server starts on loopback;
-#                the replicas record offline, sync through it, settle a conflict
-#                and converge
+#   make demo    a district day: linli-admin enrols the server, two inspectors, a
+#                kiosk and staff; linli-server starts on loopback; linli and
+#                linli-kiosk record offline, sync, meet a conflict, verify a
+#                kiosk submission; the replicas are compared
 #   make test    every test (unit, property, vectors, store); what CI runs
 #   make bench   linli-bench merge --json and sync --json, release build
 #
@@ -11,7 +12,7 @@
 SWIFT ?= swift
 APT_PACKAGES := libsodium-dev libsqlite3-dev pkg-config zlib1g-dev nginx-light openssl
 
-.PHONY: all deps build test demo bench vectors clean-demo
+.PHONY: all deps build test demo bench vectors schema clean-demo
 
 all: build
 
@@ -38,7 +39,13 @@ demo: deps
 	$(SWIFT) build --product linli-sim
 	$(SWIFT) build --product linli-admin
 	$(SWIFT) build --product linli-server
+	$(SWIFT) build --product linli
+	$(SWIFT) build --product linli-kiosk
 	Tools/demo.sh
+
+# Embeds Protocol/schema/community-v1.json in the clients after a change.
+schema:
+	Tools/embed-schema.sh
 
 bench: deps
 	$(SWIFT) build -c release --product linli-bench

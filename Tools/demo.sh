@@ -18,7 +18,7 @@ server=$bin/linli-server
 linli=$bin/linli
 kiosk=$bin/linli-kiosk
 sim=$bin/linli-sim
-demo=demo-data
+demo=${LINLI_DEMO_DATA:-demo-data}
 rm -rf "$demo"
 mkdir -p "$demo"
 printf 'street office demo passphrase\n' > "$demo/passphrase"
