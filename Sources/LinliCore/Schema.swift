@@ -168,12 +168,37 @@ public struct TableSchema: Codable, Sendable, Hashable {
     public var label: String
     public var scope: ScopeRule
     public var fields: [FieldSchema]
+    /// Rules across the fields of one row (``TableRule``).
+    public var rules: [TableRule]
 
-    public init(_ name: String, label: String = "", scope: ScopeRule, fields: [FieldSchema]) {
+    public init(_ name: String, label: String = "", scope: ScopeRule, fields: [FieldSchema], rules: [TableRule] = []) {
         self.name = name
         self.label = label
         self.scope = scope
         self.fields = fields
+        self.rules = rules
+    }
+
+    enum CodingKeys: String, CodingKey { case name, label, scope, fields, rules }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        label = try container.decode(String.self, forKey: .label)
+        scope = try container.decode(ScopeRule.self, forKey: .scope)
+        fields = try container.decode([FieldSchema].self, forKey: .fields)
+        rules = try container.decodeIfPresent([TableRule].self, forKey: .rules) ?? []
+    }
+
+    /// Writes `rules` only when there are some, so a schema without rules
+    /// encodes as it did before rules existed.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(label, forKey: .label)
+        try container.encode(scope, forKey: .scope)
+        try container.encode(fields, forKey: .fields)
+        if !rules.isEmpty { try container.encode(rules, forKey: .rules) }
     }
 
     public func field(_ name: String) -> FieldSchema? { fields.first { $0.name == name } }
@@ -245,6 +270,90 @@ public struct Schema: Codable, Sendable, Hashable {
                     throw LinliError(.invalidInput, "table \(table.name) takes its grid from \(gridField), which must be a declared text field")
                 }
             }
+            for rule in table.rules { try rule.validate(in: table) }
+        }
+    }
+
+    /// Throws unless this schema may replace `old` on replicas that hold
+    /// data written under it: a new version of a schema pack may only add.
+    /// It must also pass ``validate()``.
+    ///
+    /// It must have the same name and a higher version, and keep every old
+    /// table with the same scope rule and every old field with the same
+    /// type and `references`. A field's checks may be loosened, never
+    /// tightened, because change sets made under the old version are still
+    /// checked against the declared fields when they arrive: choices may be
+    /// extended (not removed, nor added to a field that had none), a format
+    /// may be dropped (not added or changed), and a number range may widen
+    /// (not narrow). Labels, `personal` and `required` may change.
+    ///
+    /// New tables, new fields and new rules may be added. A new rule
+    /// applies to new writes only: rows already stored are not checked
+    /// against it until one of the fields it compares is written again, and
+    /// then the change is checked, on the device and by the gatekeeper,
+    /// whichever schema version its author used.
+    public func checkUpgrade(from old: Schema) throws(LinliError) {
+        guard name == old.name else {
+            throw LinliError(.invalidInput, "the new schema is named \(name), the old one \(old.name); an upgrade keeps the name",
+                             hint: "a schema pack with another name is another schema, not a new version of this one")
+        }
+        guard version > old.version else {
+            throw LinliError(.invalidInput, "schema \(name) version \(version) does not come after version \(old.version); an upgrade needs a higher version")
+        }
+        let upgrade = "schema \(name) version \(version)"
+        let hint = "a new version may only add tables, fields, choices and rules; keep what version \(old.version) declares"
+        for oldTable in old.tables {
+            guard let table = table(oldTable.name) else {
+                throw LinliError(.invalidInput, "\(upgrade) removes table \(oldTable.name)\(oldTable.label.isEmpty ? "" : " (\(oldTable.label))")", hint: hint)
+            }
+            guard table.scope == oldTable.scope else {
+                throw LinliError(.invalidInput, "\(upgrade) changes the scope rule of table \(table.name) from \(Self.describe(oldTable.scope)) to \(Self.describe(table.scope))", hint: hint)
+            }
+            for oldField in oldTable.fields {
+                let named = "\(table.name).\(oldField.name)\(oldField.label.isEmpty ? "" : " (\(oldField.label))")"
+                guard let field = table.field(oldField.name) else {
+                    throw LinliError(.invalidInput, "\(upgrade) removes field \(named)", hint: hint)
+                }
+                guard field.type == oldField.type else {
+                    throw LinliError(.invalidInput, "\(upgrade) changes the type of \(named) from \(oldField.type.rawValue) to \(field.type.rawValue)", hint: hint)
+                }
+                guard field.references == oldField.references else {
+                    throw LinliError(.invalidInput, "\(upgrade) changes the table \(named) refers to from \(oldField.references ?? "none") to \(field.references ?? "none")", hint: hint)
+                }
+                if let choices = field.choices {
+                    guard let oldChoices = oldField.choices else {
+                        throw LinliError(.invalidInput, "\(upgrade) limits \(named) to choices (\(choices.joined(separator: ", "))) it did not have", hint: hint)
+                    }
+                    let removed = oldChoices.filter { !choices.contains($0) }
+                    guard removed.isEmpty else {
+                        throw LinliError(.invalidInput, "\(upgrade) removes the choice\(removed.count == 1 ? "" : "s") \(removed.joined(separator: ", ")) of \(named)", hint: hint)
+                    }
+                }
+                if let format = field.format, format != oldField.format {
+                    throw LinliError(.invalidInput, "\(upgrade) gives \(named) the format \(format.rawValue)\(oldField.format.map { " instead of \($0.rawValue)" } ?? "")", hint: hint)
+                }
+                if let minimum = field.minimum, oldField.minimum.map({ minimum > $0 }) ?? true {
+                    throw LinliError(.invalidInput, oldField.minimum == nil
+                        ? "\(upgrade) gives \(named) a minimum, \(FieldSchema.show(minimum)), it did not have"
+                        : "\(upgrade) raises the minimum of \(named) from \(FieldSchema.show(oldField.minimum)) to \(FieldSchema.show(minimum))", hint: hint)
+                }
+                if let maximum = field.maximum, oldField.maximum.map({ maximum < $0 }) ?? true {
+                    throw LinliError(.invalidInput, oldField.maximum == nil
+                        ? "\(upgrade) gives \(named) a maximum, \(FieldSchema.show(maximum)), it did not have"
+                        : "\(upgrade) lowers the maximum of \(named) from \(FieldSchema.show(oldField.maximum)) to \(FieldSchema.show(maximum))", hint: hint)
+                }
+            }
+        }
+        // What it adds must be usable on its own.
+        try validate()
+    }
+
+    static func describe(_ scope: ScopeRule) -> String {
+        switch scope {
+        case .gridField(let field): "grid (field \(field))"
+        case .public: "public"
+        case .kiosk: "kiosk"
+        case .system: "system"
         }
     }
 

@@ -153,3 +153,194 @@ public enum Ethnicity {
     ]
     public static let names = Set(ordered)
 }
+
+/// A rule across fields of one row of a table, checked on the device
+/// before a change is made and by the gatekeeper before it accepts a change
+/// set (replicas take what the gatekeeper accepted and do not judge again).
+///
+/// A rule is checked only when the change writes at least one of the
+/// fields it compares, against the values the row has with the change: so
+/// an old row that breaks a rule added later stays as it is until someone
+/// edits one of those fields. A field without a value (null) is not
+/// compared.
+///
+/// In JSON:
+///
+/// ```json
+/// {"kind": "citizen_id_matches", "id": "id_number", "birth_date": "birth_date", "gender": "gender"}
+/// {"kind": "date_order", "start": "lease_start", "end": "lease_end", "strict": true}
+/// ```
+public enum TableRule: Codable, Sendable, Hashable {
+    /// The birth date and gender the citizen ID in field `id` encodes must
+    /// equal the ones in `birthDate` (a date field) and `gender` (a text
+    /// field taking 男 or 女); either may be left out. Each pair is compared
+    /// when one of its two fields is written.
+    case citizenIDMatches(id: String, birthDate: String?, gender: String?)
+    /// The date (or timestamp) in `end` must come after the one in `start`
+    /// (`strict`), or at least not before it.
+    case dateOrder(start: String, end: String, strict: Bool)
+
+    public static let citizenIDMatchesKind = "citizen_id_matches"
+    public static let dateOrderKind = "date_order"
+
+    /// The rule's kind, as written in JSON.
+    public var kind: String {
+        switch self {
+        case .citizenIDMatches: Self.citizenIDMatchesKind
+        case .dateOrder: Self.dateOrderKind
+        }
+    }
+
+    /// The fields the rule compares.
+    public var fields: [String] {
+        switch self {
+        case .citizenIDMatches(let id, let birthDate, let gender): [id] + [birthDate, gender].compactMap { $0 }
+        case .dateOrder(let start, let end, _): [start, end]
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case kind, id, birthDate = "birth_date", gender, start, end, strict }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        switch try container.decode(String.self, forKey: .kind) {
+        case Self.citizenIDMatchesKind:
+            self = .citizenIDMatches(
+                id: try container.decode(String.self, forKey: .id),
+                birthDate: try container.decodeIfPresent(String.self, forKey: .birthDate),
+                gender: try container.decodeIfPresent(String.self, forKey: .gender))
+        case Self.dateOrderKind:
+            self = .dateOrder(
+                start: try container.decode(String.self, forKey: .start), end: try container.decode(String.self, forKey: .end),
+                strict: try container.decodeIfPresent(Bool.self, forKey: .strict) ?? false)
+        case let other:
+            throw DecodingError.dataCorruptedError(
+                forKey: .kind, in: container,
+                debugDescription: "unknown rule kind \(other); use \(Self.citizenIDMatchesKind) or \(Self.dateOrderKind)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(kind, forKey: .kind)
+        switch self {
+        case .citizenIDMatches(let id, let birthDate, let gender):
+            try container.encode(id, forKey: .id)
+            try container.encodeIfPresent(birthDate, forKey: .birthDate)
+            try container.encodeIfPresent(gender, forKey: .gender)
+        case .dateOrder(let start, let end, let strict):
+            try container.encode(start, forKey: .start)
+            try container.encode(end, forKey: .end)
+            try container.encode(strict, forKey: .strict)
+        }
+    }
+
+    /// Throws unless every field the rule names is declared in `table` with
+    /// a type the rule can compare.
+    func validate(in table: TableSchema) throws(LinliError) {
+        let rule = "rule \(kind) of table \(table.name)"
+        func declared(_ name: String, role: String) throws(LinliError) -> FieldSchema {
+            guard let field = table.field(name) else {
+                throw LinliError(.invalidInput, "\(rule) names \(name) as its \(role) field, which \(table.name) does not declare")
+            }
+            return field
+        }
+        switch self {
+        case .citizenIDMatches(let id, let birthDate, let gender):
+            let idField = try declared(id, role: "id")
+            guard idField.type == .text, idField.format == .citizenID else {
+                throw LinliError(.invalidInput, "\(rule) takes the ID from \(table.describe(id)), which must be a text field with format \(FieldFormat.citizenID.rawValue)")
+            }
+            guard birthDate != nil || gender != nil else {
+                throw LinliError(.invalidInput, "\(rule) compares \(table.describe(id)) with nothing; name a birth_date field, a gender field or both")
+            }
+            if let birthDate {
+                let field = try declared(birthDate, role: "birth_date")
+                guard field.type == .date else {
+                    throw LinliError(.invalidInput, "\(rule) compares the birth date with \(table.describe(birthDate)), a \(field.type.rawValue) field; it must be a date field")
+                }
+            }
+            if let gender {
+                let field = try declared(gender, role: "gender")
+                guard field.type == .text else {
+                    throw LinliError(.invalidInput, "\(rule) compares the gender with \(table.describe(gender)), a \(field.type.rawValue) field; it must be a text field")
+                }
+                let genders = [CitizenID.Gender.male.rawValue, CitizenID.Gender.female.rawValue]
+                if let choices = field.choices, !genders.allSatisfy(choices.contains) {
+                    throw LinliError(.invalidInput, "\(rule) compares the gender with \(table.describe(gender)), whose choices must include 男 and 女")
+                }
+            }
+        case .dateOrder(let start, let end, _):
+            let startField = try declared(start, role: "start")
+            let endField = try declared(end, role: "end")
+            guard start != end else {
+                throw LinliError(.invalidInput, "\(rule) compares \(table.describe(start)) with itself")
+            }
+            for field in [startField, endField] where field.type != .date && field.type != .timestamp {
+                throw LinliError(.invalidInput, "\(rule) orders \(table.describe(field.name)), a \(field.type.rawValue) field; it must be a date or timestamp field")
+            }
+            guard startField.type == endField.type else {
+                throw LinliError(.invalidInput, "\(rule) orders \(table.describe(start)), a \(startField.type.rawValue) field, and \(table.describe(end)), a \(endField.type.rawValue) field; both must have the same type")
+            }
+        }
+    }
+
+    /// Throws a `schema_violation` when the row's `values` break the rule in
+    /// a comparison that involves a field in `written`.
+    func check(_ values: [String: Value], touching written: Set<String>, in table: TableSchema) throws(LinliError) {
+        switch self {
+        case .citizenIDMatches(let id, let birthDate, let gender):
+            // A number that does not parse is the field format's to refuse.
+            guard let text = values[id]?.text, !text.isEmpty, let citizen = try? CitizenID(text) else { return }
+            let idWritten = written.contains(id)
+            if let birthDate, idWritten || written.contains(birthDate), let entered = values[birthDate]?.text, !entered.isEmpty,
+               entered != citizen.birthDate {
+                throw LinliError(
+                    .schemaViolation,
+                    "\(table.name): \(table.describe(id)) encodes birth date \(citizen.birthDate), but \(table.describe(birthDate)) is \(entered)",
+                    hint: "characters 7 to 14 of the number are the birth date; correct whichever was mistyped")
+            }
+            if let gender, idWritten || written.contains(gender), let entered = values[gender]?.text, !entered.isEmpty,
+               entered != citizen.gender.rawValue {
+                throw LinliError(
+                    .schemaViolation,
+                    "\(table.name): \(table.describe(id)) encodes gender \(citizen.gender.rawValue), but \(table.describe(gender)) is \(entered)",
+                    hint: "the 17th digit of the number is odd for men, even for women; correct whichever was mistyped")
+            }
+        case .dateOrder(let start, let end, let strict):
+            guard written.contains(start) || written.contains(end), let first = values[start], let last = values[end] else { return }
+            let inOrder: Bool
+            switch (first, last) {
+            case (.text(let first), .text(let last)): inOrder = strict ? last > first : last >= first
+            case (.integer(let first), .integer(let last)): inOrder = strict ? last > first : last >= first
+            default: return
+            }
+            guard inOrder else {
+                throw LinliError(
+                    .schemaViolation,
+                    "\(table.name): \(table.describe(end)) \(last) must \(strict ? "be after" : "not be before") \(table.describe(start)) \(first)",
+                    hint: "correct whichever date was mistyped")
+            }
+        }
+    }
+}
+
+extension TableSchema {
+    /// Checks the table's rules that compare at least one field in
+    /// `written` against `values`, the values the row has with the change
+    /// (fields left out, or null, are not compared). Throws a
+    /// `schema_violation` naming the fields, with their labels, and the
+    /// values.
+    public func checkRules(_ values: [String: Value], touching written: Set<String>) throws(LinliError) {
+        for rule in rules where rule.fields.contains(where: written.contains) {
+            try rule.check(values, touching: written, in: self)
+        }
+    }
+
+    /// A field as people read it in messages: `出生日期 (birth_date)`, or
+    /// the bare name when it has no label.
+    func describe(_ field: String) -> String {
+        guard let label = self.field(field)?.label, !label.isEmpty else { return field }
+        return "\(label) (\(field))"
+    }
+}

@@ -60,6 +60,7 @@ public final class LocalTransaction {
         for field in table.fields where field.required && (values[field.name] ?? .null).isNull {
             throw LinliError(.invalidInput, "\(field.label.isEmpty ? field.name : "\(field.label) (\(field.name))") is required for a new \(table.name)")
         }
+        try checkRules(table, values, written: Set(values.keys))
         let scope: Scope
         switch table.scope {
         case .gridField(let gridField):
@@ -89,6 +90,20 @@ public final class LocalTransaction {
         let scope = try currentScope(table.name, row)
         if try isDeleted(table.name, row), values[MergeRules.deletedField]?.boolean != false {
             throw LinliError(.invalidInput, "\(table.name) \(row.hex) is deleted; restore it before changing it")
+        }
+        if !table.rules.isEmpty {
+            // The row as it will be: what its view shows, then what this
+            // transaction wrote to it earlier, then these values. A field in
+            // conflict and not written here is not compared, as on the
+            // gatekeeper.
+            var (resulting, conflicted) = try shownValues(table, row)
+            if let pending = rowIndex[PendingKey(table: table.name, row: row)] {
+                resulting.merge(rows[pending].values) { $1 }
+                conflicted.subtract(rows[pending].values.keys)
+            }
+            resulting.merge(values) { $1 }
+            for field in conflicted where values[field] == nil { resulting[field] = nil }
+            try checkRules(table, resulting, written: Set(values.keys))
         }
         add(table.name, row, scope: scope, values: values, deleting: false)
     }
@@ -138,6 +153,29 @@ public final class LocalTransaction {
                 throw LinliError(.invalidInput, error.message)
             }
         }
+    }
+
+    /// The table's cross-field rules, refused as invalid input before
+    /// anything is signed.
+    private func checkRules(_ table: TableSchema, _ values: [String: Value], written: Set<String>) throws(LinliError) {
+        guard !table.rules.isEmpty else { return }
+        do { try table.checkRules(values, touching: written) } catch {
+            throw LinliError(.invalidInput, error.message, hint: error.hint)
+        }
+    }
+
+    /// The values the row's view shows, and the fields in conflict; empty
+    /// for a row not stored yet.
+    private func shownValues(_ table: TableSchema, _ row: RowID) throws -> (values: [String: Value], conflicted: Set<String>) {
+        guard let stored = try Row.fetchOne(db, sql: "SELECT * FROM \(StoreSchema.quoted(table.name)) WHERE id = ?", arguments: [row.data]) else {
+            return ([:], [])
+        }
+        var values: [String: Value] = [:]
+        for field in table.fields {
+            values[field.name] = ReplicaStore.viewValue(stored[field.name] as DatabaseValue, type: field.type)
+        }
+        let conflicts = (stored["_conflicts"] as String?).map { Set($0.split(separator: ",").map(String.init)) } ?? []
+        return (values, conflicts)
     }
 
     private func currentScope(_ table: String, _ row: RowID) throws -> Scope {

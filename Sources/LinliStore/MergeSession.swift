@@ -347,6 +347,30 @@ final class MergeSession {
         try cachedRow(RowKey(tableN: try nameNumber(table), row: row)).survivors
     }
 
+    /// The value each declared field of a row shows in this transaction
+    /// (the change sets merged before in it included), leaving out fields
+    /// in conflict: those have no one value to judge by. Read from the row
+    /// cache, which the batch's preload has usually filled already.
+    func shownValues(table: TableSchema, row: RowID) throws -> [String: Value] {
+        let survivors = try survivors(table: table.name, row: row)
+        var shown: [Int64: Stored] = [:]
+        var conflicted: Set<Int64> = []
+        for stored in survivors {
+            if let current = shown[stored.fieldN] {
+                conflicted.insert(stored.fieldN)
+                if try outranks(stored, current) { shown[stored.fieldN] = stored }
+            } else {
+                shown[stored.fieldN] = stored
+            }
+        }
+        var values: [String: Value] = [:]
+        for (fieldN, stored) in shown where !conflicted.contains(fieldN) {
+            let field = try name(fieldN)
+            if table.field(field) != nil { values[field] = stored.value }
+        }
+        return values
+    }
+
     /// Reads the rows a batch will touch, in key order.
     func preload(_ touched: [(table: String, row: RowID)]) throws {
         var keys: [RowKey] = []

@@ -245,6 +245,11 @@ extension ReplicaStore {
             do { try HybridLogicalClock.checkDrift(header.hlc, now: now) } catch { return try refuseInChain(error) }
         }
         do { try checkSchema(signed.changeSet) } catch { return try refuseInChain(error) }
+        if policy.checksTableRules {
+            do { try checkTableRules(signed.changeSet, session: session) } catch let error as LinliError where error.code != .storage {
+                return try refuseInChain(error)
+            }
+        }
         if header.scope == .system {
             do { try checkTrustRecords(signed, key: key, session: session) } catch let error as LinliError where error.code != .storage {
                 return try refuseInChain(error)
@@ -346,6 +351,28 @@ extension ReplicaStore {
         }
     }
 
+    /// Gatekeeper only: checks the tables' cross-field rules (``TableRule``)
+    /// for each row the change set writes, against the values the row would
+    /// have: what it shows now, in this transaction, with the change set's
+    /// writes laid over it. Only rules that compare a written field are
+    /// checked, and a field in conflict that the change set does not write
+    /// is not compared. Rows of tables without rules cost nothing; the
+    /// others are read from the merge session's row cache.
+    func checkTableRules(_ changeSet: ChangeSet, session: MergeSession) throws {
+        var order: [(table: TableSchema, row: RowID)] = []
+        var writes: [String: [RowID: [String: Value]]] = [:]
+        for row in changeSet.rows {
+            guard let table = schema.table(row.table), !table.rules.isEmpty else { continue }
+            if writes[table.name]?[row.row] == nil { order.append((table, row.row)) }
+            for write in row.writes { writes[table.name, default: [:]][row.row, default: [:]][write.field] = write.value }
+        }
+        for (table, row) in order {
+            let written = writes[table.name]?[row] ?? [:]
+            let values = try session.shownValues(table: table, row: row).merging(written) { $1 }
+            try table.checkRules(values, touching: Set(written.keys))
+        }
+    }
+
     static func checkScopeRule(_ table: TableSchema, header: ChangeSetHeader) throws(LinliError) {
         let fits: Bool
         switch (table.scope, header.scope) {
@@ -366,6 +393,15 @@ extension ReplicaStore {
                 """,
             arguments: [Int64(now), device?.data, seq.map { Int64($0) }, hash, error.code.rawValue, error.message, envelope])
     }
+}
+
+extension ApplyPolicy {
+    /// Whether cross-field rules are checked: by the gatekeeper, the policy
+    /// that also refuses clocks far ahead, where a change set first enters
+    /// the shared history. Replicas take what it accepted and do not judge
+    /// again (a rule added in a later schema version must not split
+    /// replicas over data accepted before).
+    var checksTableRules: Bool { refuseFutureClocks }
 }
 
 /// A change set offered to a replica: its envelope, decoded now or later.

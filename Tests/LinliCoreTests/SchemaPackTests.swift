@@ -43,6 +43,26 @@ struct SchemaPackTests {
         #expect(schema.table("problem")?.field("status")?.choices == ["已上报", "已派发", "已处置", "已办结"])
         let hours = try #require(schema.table("service_record")?.field("hours"))
         #expect(throws: LinliError.self) { try hours.check(.real(30), table: "service_record") }
+        // Cross-field rules: the ID against the birth date and gender
+        // entered beside it, and dates in order.
+        #expect(schema.table("person")?.rules == [
+            .citizenIDMatches(id: "id_number", birthDate: "birth_date", gender: "gender"),
+            .dateOrder(start: "moved_in", end: "moved_out", strict: false),
+        ])
+        #expect(schema.table("tenant")?.rules == [
+            .citizenIDMatches(id: "id_number", birthDate: nil, gender: "gender"),
+            .dateOrder(start: "moved_in", end: "moved_out", strict: false),
+        ])
+        #expect(schema.table("house")?.rules == [])
+        for table in ["rental", "rental_prereg"] {
+            #expect(schema.table(table)?.rules == [.dateOrder(start: "lease_start", end: "lease_end", strict: true)], "\(table)")
+        }
+        let person = try #require(schema.table("person"))
+        #expect(throws: LinliError.self) {
+            try person.checkRules(["id_number": .text("11010519491231002X"), "birth_date": .text("1949-12-30")], touching: ["birth_date"])
+        }
+        try person.checkRules(["id_number": .text("11010519491231002X"), "birth_date": .text("1949-12-31"), "gender": .text("女")],
+                              touching: ["id_number"])
         // Kiosk submissions hold only what a resident typed at that kiosk.
         #expect(schema.tables.filter { $0.scope == .kiosk }.map(\.name) == ["signup", "rental_prereg"])
     }
