@@ -253,6 +253,20 @@ extension SchemaPacks {
           "type": "date",
           "label": "迁出日期"
         }
+      ],
+      "rules": [
+        {
+          "kind": "citizen_id_matches",
+          "id": "id_number",
+          "birth_date": "birth_date",
+          "gender": "gender"
+        },
+        {
+          "kind": "date_order",
+          "start": "moved_in",
+          "end": "moved_out",
+          "strict": false
+        }
       ]
     },
     {
@@ -330,6 +344,14 @@ extension SchemaPacks {
           "type": "reference",
           "label": "自助预登记记录",
           "references": "rental_prereg"
+        }
+      ],
+      "rules": [
+        {
+          "kind": "date_order",
+          "start": "lease_start",
+          "end": "lease_end",
+          "strict": true
         }
       ]
     },
@@ -416,6 +438,19 @@ extension SchemaPacks {
           "name": "moved_out",
           "type": "date",
           "label": "迁出日期"
+        }
+      ],
+      "rules": [
+        {
+          "kind": "citizen_id_matches",
+          "id": "id_number",
+          "gender": "gender"
+        },
+        {
+          "kind": "date_order",
+          "start": "moved_in",
+          "end": "moved_out",
+          "strict": false
         }
       ]
     },
@@ -864,6 +899,14 @@ extension SchemaPacks {
             "已核实",
             "不予登记"
           ]
+        }
+      ],
+      "rules": [
+        {
+          "kind": "date_order",
+          "start": "lease_start",
+          "end": "lease_end",
+          "strict": true
         }
       ]
     }
