@@ -188,6 +188,10 @@ let package = Package(
                            .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
         .testTarget(
+            name: "LinliFieldTests",
+            dependencies: ["LinliClient", "LinliCore", "LinliStore", "LinliTesting"],
+            swiftSettings: strict),
+        .testTarget(
             name: "LinliAdminTests",
             dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting"],
             swiftSettings: strict),
