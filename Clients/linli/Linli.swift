@@ -20,7 +20,7 @@ struct Linli: AsyncParsableCommand {
             `linli enrol BUNDLE --user NAME` imports the answer; `linli sync` fetches the grid's records.
             """,
         subcommands: [
-            Init.self, Enrol.self, Tables.self, Add.self, Edit.self, Delete.self, Show.self, Find.self, List.self,
+            Init.self, Enrol.self, Tables.self, SchemaCommand.self, Add.self, Edit.self, Delete.self, Show.self, Find.self, List.self,
             RentalCommand.self, VolunteerCommand.self, Pending.self, Verify.self, Status.self, Sync.self,
         ])
 }
@@ -127,6 +127,24 @@ struct Tables: AsyncParsableCommand {
                     }
                 }
             }
+        }
+    }
+}
+
+struct SchemaCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schema", abstract: "Move this device to a newer version of the schema pack (additions only).",
+        discussion: "The replica keeps every value; fields a newer pack adds show at once if other devices already wrote them.")
+    @OptionGroup var device: DeviceOptions
+    @Argument(help: "The newer schema pack (JSON).") var file: String
+
+    func run() async throws {
+        try await guarded(program) {
+            let opened = try device.open()
+            let before = opened.schema.version
+            let upgraded = try opened.upgradeSchema(file: file)
+            _ = try upgraded.store()
+            print("schema \(upgraded.schema.name): version \(before) → \(upgraded.schema.version)")
         }
     }
 }

@@ -182,6 +182,20 @@ public final class FieldDevice: Sendable {
         self.schema = try settings.schemaFile.map { try SchemaPacks.load(file: $0) } ?? SchemaPacks.community
     }
 
+    /// Uses a newer version of the schema pack from now on. Only additions
+    /// are allowed (``Schema/checkUpgrade(from:)``), so every value the
+    /// replica holds stays; values it kept from newer devices' change sets
+    /// show as soon as it declares their fields.
+    public func upgradeSchema(file: String) throws -> FieldDevice {
+        let newer = try SchemaPacks.load(file: file)
+        try newer.checkUpgrade(from: schema)
+        let absolute = (file as NSString).isAbsolutePath ? file : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(file)
+        var changed = settings
+        changed.schemaFile = absolute
+        try Self.write(changed, folder: folder)
+        return try FieldDevice(folder: folder, settings: changed)
+    }
+
     // MARK: Use
 
     /// The device's signing identity: unseals the key with `pin`.

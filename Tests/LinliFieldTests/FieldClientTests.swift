@@ -251,6 +251,51 @@ import Testing
         #expect((try district.json("zhang", ["find", "张秀英"]) as? [Any])?.count == 1)
     }
 
+    @Test func aDeviceOnAnOlderSchemaKeepsWhatANewerOneWritesAndShowsItOnceUpgraded() async throws {
+        let district = try await District()
+        // Version 2 of the pack adds a field to person and a new table.
+        var pack = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: Programs.root.appendingPathComponent("Protocol/schema/community-v1.json"))) as? [String: Any] ?? [:]
+        pack["version"] = 2
+        var tables = pack["tables"] as? [[String: Any]] ?? []
+        let person = try #require(tables.firstIndex { $0["name"] as? String == "person" })
+        tables[person]["fields"] = (tables[person]["fields"] as? [[String: Any]] ?? []) + [["name": "wechat", "type": "text", "label": "微信号", "personal": true]]
+        tables.append(["name": "parking", "label": "停车位", "scope": ["kind": "grid", "field": "grid"],
+                       "fields": [["name": "grid", "type": "text", "label": "网格", "required": true], ["name": "plate", "type": "text", "label": "车牌号"]]])
+        pack["tables"] = tables
+        let v2 = district.folder.path("community-v2.json")
+        try JSONSerialization.data(withJSONObject: pack).write(to: URL(fileURLWithPath: v2))
+        // A pack that removes a field is not an upgrade.
+        var broken = pack
+        broken["version"] = 3
+        var brokenTables = tables
+        brokenTables[person]["fields"] = (brokenTables[person]["fields"] as? [[String: Any]] ?? []).filter { $0["name"] as? String != "phone" }
+        broken["tables"] = brokenTables
+        try JSONSerialization.data(withJSONObject: broken).write(to: URL(fileURLWithPath: district.folder.path("broken.json")))
+        let refused = try district.run("li", ["schema", district.folder.path("broken.json")])
+        #expect(refused.status != 0 && refused.error.contains("phone"), "\(refused.error)")
+
+        #expect(try district.run("li", ["schema", v2]).output.contains("version 1 → 2"))
+        let id = try district.add("li", "person", ["name=张秀英", "residence_type=户籍人口", "wechat=zxy1958"])
+        _ = try district.add("li", "parking", ["plate=京A12345"])
+        #expect(try district.sync("li")["accepted"] as? Int == 2)
+        // The server and staff run version 1: they keep what they do not know.
+        _ = try district.sync("zhang")
+        #expect(try district.status("zhang")["schema_version"] as? Int == 1)
+        let old = try district.json("zhang", ["show", id, "--reveal"]) as? [String: Any]
+        #expect((old?["fields"] as? [String: Any])?["name"] as? String == "张秀英")
+        #expect((old?["fields"] as? [String: Any])?["wechat"] == nil)
+        // Staff edit the record on version 1; the wechat value survives.
+        _ = try district.json("zhang", ["edit", id, "phone=13800001111"])
+        _ = try district.sync("zhang")
+        #expect(try district.run("zhang", ["schema", v2]).status == 0)
+        let upgraded = try district.json("zhang", ["show", id, "--reveal"]) as? [String: Any]
+        #expect((upgraded?["fields"] as? [String: Any])?["wechat"] as? String == "zxy1958")
+        #expect((try district.json("zhang", ["list", "parking"]) as? [Any])?.count == 1)
+        _ = try district.sync("li")
+        #expect(try district.digests("li")["grid:G1"] == district.digests("zhang")["grid:G1"])
+    }
+
     @Test func makeDemoPlaysTheDistrictDayAndExitsZero() throws {
         let folder = Fixtures.TemporaryDirectory()
         let result = try Programs.run("/bin/bash", [Programs.root.appendingPathComponent("Tools/demo.sh").path],
