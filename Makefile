@@ -52,6 +52,7 @@ bench: deps
 	$(SWIFT) build -c release --product linli-server
 	.build/release/linli-bench merge --json
 	.build/release/linli-bench sync --json
+	.build/release/linli-bench bootstrap --json
 
 # Regenerates Protocol/vectors/*.json, Protocol/vectors/trust/*.json and
 # Protocol/vectors/protocol/*.json

@@ -15,23 +15,49 @@ import SwiftProtobuf
 /// trust records in it itself, against its own authority root.
 extension ReplicaStore {
     /// Writes a snapshot of `scopes` (nil: every scope) to `path` and
-    /// returns the log position it holds everything through.
+    /// returns the log position it holds everything through. Pushes go on
+    /// meanwhile: the copy is read in one read transaction of the store.
     ///
-    /// The copy is made with `VACUUM INTO` from a read connection, so
-    /// pushes go on meanwhile. Change sets, field state and view rows of
-    /// other scopes are deleted from the copy, with the server's own
-    /// bookkeeping (quarantine, held change sets, peers' cursors), and the
-    /// copy is vacuumed again: no page of the file keeps what was deleted.
+    /// When the log holds change sets of other scopes, only the rows of
+    /// `scopes` are copied into a new file (change sets, field state and
+    /// view rows), with the rest of the replica's tables but not the
+    /// server's own bookkeeping (quarantine, held change sets, peers'
+    /// cursors): the work grows with the scopes, not with the store, and
+    /// the file never held anything else. Otherwise the whole store is
+    /// copied with `VACUUM INTO`, the bookkeeping (and any row of another
+    /// scope) is deleted from the copy, and if anything was deleted what is
+    /// left is copied again with `VACUUM INTO` into a fresh file. Either
+    /// way no page of the file keeps what was left out.
+    ///
+    /// A snapshot is a cache, checked by its hash before it is served and
+    /// by the device before it is used, and made again if lost: its files
+    /// are written without fsync and without a rollback journal on disk.
     public func writeSnapshot(scopes: Set<Scope>?, to path: String) throws -> Int64 {
-        try? FileManager.default.removeItem(atPath: path)
+        let cut = path + ".cut"
+        for file in [path, cut] { try? FileManager.default.removeItem(atPath: file) }
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = OFF; PRAGMA main.journal_mode = MEMORY; " + ReplicaStore.tuningPragmas)
+        }
         do {
-            if let pool = writer as? DatabasePool {
-                try pool.unsafeRead { db in try db.execute(sql: "VACUUM INTO ?", arguments: [path]) }
-            } else {
-                try writer.writeWithoutTransaction { db in try db.execute(sql: "VACUUM INTO ?", arguments: [path]) }
+            if let scopes, let pool = writer as? DatabasePool, try pool.read({ try Self.logHasChangeSets($0, outside: scopes) }) {
+                return try Self.writeScopedCopy(scopes, from: pool.path, views: Set(schema.tables.map(\.name)), to: path, configuration: configuration)
             }
-            let copy = try DatabaseQueue(path: path)
-            let cursor = try copy.write { db -> Int64 in
+            // VACUUM INTO syncs its output as the source connection's
+            // synchronous setting says; this copy needs no sync.
+            let copyInto = { (db: Database) throws in
+                try db.execute(sql: "PRAGMA synchronous = OFF")
+                defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
+                try db.execute(sql: "VACUUM INTO ?", arguments: [path])
+            }
+            if let pool = writer as? DatabasePool {
+                try pool.unsafeRead(copyInto)
+            } else {
+                try writer.writeWithoutTransaction(copyInto)
+            }
+            let copy = try DatabaseQueue(path: path, configuration: configuration)
+            let (cursor, deleted) = try copy.write { db -> (Int64, Int) in
+                let before = db.totalChangesCount
                 let cursor = try Int64.fetchOne(db, sql: "SELECT max(position) FROM linli_log") ?? 0
                 if let scopes {
                     let names = scopes.map(\.description).sorted()
@@ -53,19 +79,102 @@ extension ReplicaStore {
                     DELETE FROM linli_quarantine; DELETE FROM linli_held;
                     DELETE FROM linli_meta WHERE key LIKE 'cursor:%' OR key LIKE 'ack:%';
                     """)
-                return cursor
-            }
-            try copy.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA journal_mode = DELETE")
-                try db.execute(sql: "VACUUM")
+                return (cursor, db.totalChangesCount - before)
             }
             try copy.close()
+            if deleted > 0 {
+                try FileManager.default.moveItem(atPath: path, toPath: cut)
+                defer { try? FileManager.default.removeItem(atPath: cut) }
+                let remaining = try DatabaseQueue(path: cut, configuration: configuration)
+                try remaining.writeWithoutTransaction { db in try db.execute(sql: "VACUUM INTO ?", arguments: [path]) }
+                try remaining.close()
+            }
             return cursor
         } catch let error as LinliError {
+            for file in [path, cut] { try? FileManager.default.removeItem(atPath: file) }
             throw error
         } catch {
-            try? FileManager.default.removeItem(atPath: path)
+            for file in [path, cut] { try? FileManager.default.removeItem(atPath: file) }
             throw LinliError(.storage, "cannot write a snapshot to \(path): \(error)", hint: "check the free disk space of the server's data folder")
+        }
+    }
+
+    /// Whether the log holds a change set outside `scopes`: one probe of
+    /// the scope index per gap between the sorted scope names.
+    static func logHasChangeSets(_ db: Database, outside scopes: Set<Scope>) throws -> Bool {
+        let names = scopes.map(\.description).sorted()
+        guard let first = names.first, let last = names.last else {
+            return try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM linli_log)") ?? false
+        }
+        var probes = ["scope < ?"]
+        var arguments: [String] = [first]
+        for (lower, upper) in zip(names, names.dropFirst()) {
+            probes.append("scope > ? AND scope < ?")
+            arguments += [lower, upper]
+        }
+        probes.append("scope > ?")
+        arguments.append(last)
+        let sql = "SELECT " + probes.map { "EXISTS (SELECT 1 FROM linli_log WHERE \($0))" }.joined(separator: " OR ")
+        return try Bool.fetchOne(db, sql: sql, arguments: StatementArguments(arguments)) ?? false
+    }
+
+    /// Copies the replica file at `source` into a new file at `path`,
+    /// keeping of the change sets, row states and rows of `views` only
+    /// those of `scopes`, and leaving out the quarantine, held change sets
+    /// and peers' cursors. Every table, index and trigger of the source is
+    /// made again from its own SQL; everything is read in one transaction.
+    /// Returns the source log's newest position.
+    static func writeScopedCopy(_ scopes: Set<Scope>, from source: String, views: Set<String>, to path: String,
+                                configuration: Configuration) throws -> Int64 {
+        let names = StatementArguments(scopes.map(\.description).sorted())
+        let list = scopes.map { _ in "?" }.joined(separator: ", ")
+        let target = try DatabaseQueue(path: path, configuration: configuration)
+        defer { try? target.close() }
+        return try target.writeWithoutTransaction { db in
+            try db.execute(sql: "ATTACH DATABASE ? AS source", arguments: [source])
+            defer { try? db.execute(sql: "DETACH DATABASE source") }
+            var cursor: Int64 = 0
+            try db.inTransaction {
+                let objects = try Row.fetchAll(db, sql: """
+                    SELECT type, name, sql FROM source.sqlite_schema
+                    WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid
+                    """)
+                let tables = objects.filter { ($0["type"] as String) == "table" }
+                for table in tables { try db.execute(sql: table["sql"] as String) }
+                if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM source.sqlite_schema WHERE name = 'sqlite_sequence')") == true {
+                    try db.execute(sql: "INSERT INTO main.sqlite_sequence SELECT * FROM source.sqlite_sequence")
+                }
+                for table in tables {
+                    let name: String = table["name"]
+                    let copy = "INSERT INTO main.\(StoreSchema.quoted(name)) SELECT * FROM source.\(StoreSchema.quoted(name))"
+                    switch name {
+                    case "linli_quarantine", "linli_held", "linli_replaced_early":
+                        continue
+                    case "linli_log":
+                        try db.execute(sql: copy + " WHERE scope IN (\(list))", arguments: names)
+                    case "linli_row_state":
+                        try db.execute(sql: copy + " WHERE scope_n IN (SELECT n FROM source.linli_name WHERE name IN (\(list)))", arguments: names)
+                    case "linli_meta":
+                        try db.execute(sql: copy + " WHERE NOT (key LIKE 'cursor:%' OR key LIKE 'ack:%')")
+                    case _ where views.contains(name):
+                        try db.execute(sql: copy + " WHERE _scope IN (\(list))", arguments: names)
+                    default:
+                        try db.execute(sql: copy)
+                    }
+                }
+                try db.execute(sql: """
+                    INSERT INTO main.linli_replaced_early SELECT * FROM source.linli_replaced_early e
+                    WHERE EXISTS (SELECT 1 FROM main.linli_row_state r WHERE r.table_n = e.table_n AND r.row = e.row)
+                    """)
+                for object in objects where (object["type"] as String) != "table" { try db.execute(sql: object["sql"] as String) }
+                for header in ["user_version", "application_id"] {
+                    let value = try Int64.fetchOne(db, sql: "PRAGMA source.\(header)") ?? 0
+                    try db.execute(sql: "PRAGMA main.\(header) = \(value)")
+                }
+                cursor = try Int64.fetchOne(db, sql: "SELECT max(position) FROM source.linli_log") ?? 0
+                return .commit
+            }
+            return cursor
         }
     }
 
@@ -97,8 +206,21 @@ extension ReplicaStore {
         }
         guard let serverDevice = DeviceID(bytes: manifest.serverDevice) else { throw LinliError(.malformed, "the snapshot names no server device") }
 
-        // The file's size and hash first: everything else reads it.
-        guard let (hash, size) = try Blake2b256.hash(fileAt: file) else { throw LinliError(.damagedFile, "cannot read the snapshot file \(file)") }
+        // The file's size and hash are judged first. The hash is computed
+        // on another core while SQLite reads what the checks below need.
+        let hashing = Pending { try Blake2b256.hash(fileAt: file) }
+        let read = Result { () throws -> ([Data], [String], String?) in
+            var configuration = Configuration()
+            configuration.readonly = true
+            let reader = try DatabaseQueue(path: file, configuration: configuration)
+            defer { try? reader.close() }
+            return try reader.read { db in
+                (try Data.fetchAll(db, sql: "SELECT envelope FROM linli_log WHERE scope = 'system' ORDER BY position"),
+                 try String.fetchAll(db, sql: "SELECT DISTINCT scope FROM linli_log"),
+                 try String.fetchOne(db, sql: "PRAGMA quick_check"))
+            }
+        }
+        guard let (hash, size) = try hashing.wait() else { throw LinliError(.damagedFile, "cannot read the snapshot file \(file)") }
         guard size == Int64(manifest.fileBytes) else {
             throw LinliError(.damagedFile, "the snapshot file has \(size) bytes; its manifest says \(manifest.fileBytes)", hint: "download it again")
         }
@@ -110,15 +232,7 @@ extension ReplicaStore {
         let scratch = try ReplicaStore(path: nil, schema: schema, authority: authority)
         let (system, scopes, integrity): ([Data], [String], String?)
         do {
-            var configuration = Configuration()
-            configuration.readonly = true
-            let reader = try DatabaseQueue(path: file, configuration: configuration)
-            (system, scopes, integrity) = try reader.read { db in
-                (try Data.fetchAll(db, sql: "SELECT envelope FROM linli_log WHERE scope = 'system' ORDER BY position"),
-                 try String.fetchAll(db, sql: "SELECT DISTINCT scope FROM linli_log"),
-                 try String.fetchOne(db, sql: "PRAGMA quick_check"))
-            }
-            try reader.close()
+            (system, scopes, integrity) = try read.get()
         } catch {
             throw LinliError(.damagedFile, "the snapshot is not a readable replica: \(error)", hint: "download it again, or replay from zero")
         }

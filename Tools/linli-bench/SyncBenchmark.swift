@@ -182,32 +182,10 @@ struct SyncBenchmark: AsyncParsableCommand {
         return try await client.sync().cursor
     }
 
-    var port: Int { 38_000 + Int(ProcessInfo.processInfo.processIdentifier % 1_000) }
+    var port: Int { ServerProcess.port }
 
     func startServer(folder: URL, root: PublicKey, schema: Schema) throws -> Process {
-        let executable = server ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("linli-server").path
-        guard FileManager.default.isExecutableFile(atPath: executable) else {
-            throw ValidationError("no linli-server at \(executable); build it first (swift build -c release --product linli-server)")
-        }
-        let schemaPath = folder.appendingPathComponent("schema.json").path
-        try JSONEncoder().encode(schema).write(to: URL(fileURLWithPath: schemaPath))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["serve", "--data", folder.appendingPathComponent("server").path, "--listen", "127.0.0.1:\(port)",
-                             "--authority", root.hex, "--schema", schemaPath]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        if let serverLog {
-            FileManager.default.createFile(atPath: serverLog, contents: nil)
-            process.standardError = FileHandle(forWritingAtPath: serverLog)
-        }
-        try process.run()
-        for _ in 0..<100 {
-            if CuttingProxy.canConnect(port: port) { return process }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        process.terminate()
-        throw ValidationError("linli-server did not start on port \(port)")
+        try ServerProcess.start(executable: server, folder: folder, root: root, schema: schema, log: serverLog)
     }
 }
 
