@@ -82,9 +82,8 @@ struct Info: AsyncParsableCommand {
 /// Takes one submission: from field=value pairs, or the form in Chinese.
 /// The kiosk prints a receipt number, never the data back.
 func submit(_ tableName: String, _ device: DeviceOptions, assignments: [String], interactive: Bool, json: Bool) throws {
-    let (opened, store, identity) = try device.openForWriting()
-    let records = Records(store: store)
-    let work = FieldWork(records: records, identity: identity, grids: [])
+    let (_, work) = try device.openForWork()
+    let records = work.records
     let table = try records.table(tableName)
     var values = try records.parse(assignments, table: table)
     var record: RecordView
@@ -105,7 +104,6 @@ func submit(_ tableName: String, _ device: DeviceOptions, assignments: [String],
         record = try work.create(table, values)
     }
     let receipt = String(record.id.hex.prefix(8))
-    _ = opened
     if json {
         printJSON(["receipt": receipt, "id": record.id.hex, "table": table.name])
     } else {
@@ -229,7 +227,7 @@ struct Run: AsyncParsableCommand {
                     }
                 }
                 if !synced {
-                    let waiting = (try? opened.store().outbox(device: opened.device, peer: opened.peerName, limit: Int.max).count) ?? 0
+                    let waiting = (try? opened.store().outboxCount(device: opened.device, peer: opened.peerName)) ?? 0
                     logger.write("no sync this window; \(waiting) change set(s) wait on the kiosk for the next")
                 }
                 if once { throw synced ? ExitCode.success : ExitCode.failure }
@@ -257,16 +255,6 @@ struct KioskLog: Sendable {
 
     func write(_ message: String) {
         let line = "\(Self.stamp(Date())) \(message)\n"
-        guard let path else {
-            FileHandle.standardError.write(Data(line.utf8))
-            return
-        }
-        if let handle = FileHandle(forWritingAtPath: path) {
-            handle.seekToEndOfFile()
-            handle.write(Data(line.utf8))
-            try? handle.close()
-        } else {
-            FileManager.default.createFile(atPath: path, contents: Data(line.utf8))
-        }
+        if let path { appendLine(line, to: path) } else { FileHandle.standardError.write(Data(line.utf8)) }
     }
 }

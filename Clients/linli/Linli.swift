@@ -35,14 +35,7 @@ struct OutputOptions: ParsableArguments {
     func noteReveal(_ device: FieldDevice, _ what: String) {
         guard reveal else { return }
         let line = "\(ISO8601DateFormatter().string(from: Date())) \(device.settings.user) \(what)\n"
-        let path = (device.folder as NSString).appendingPathComponent("reveal.log")
-        if let handle = FileHandle(forWritingAtPath: path) {
-            handle.seekToEndOfFile()
-            handle.write(Data(line.utf8))
-            try? handle.close()
-        } else {
-            FileManager.default.createFile(atPath: path, contents: Data(line.utf8), attributes: [.posixPermissions: 0o600])
-        }
+        appendLine(line, to: (device.folder as NSString).appendingPathComponent("reveal.log"))
     }
 }
 
@@ -161,9 +154,8 @@ struct Add: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded(program) {
-            let (opened, store, identity) = try device.openForWriting()
-            let records = Records(store: store)
-            let work = FieldWork(records: records, identity: identity, grids: opened.settings.grids)
+            let (opened, work) = try device.openForWork()
+            let records = work.records
             let table = try records.table(self.table)
             var values = try records.parse(assignments, table: table)
             if interactive {
@@ -197,9 +189,8 @@ struct Edit: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded(program) {
-            let (opened, store, identity) = try device.openForWriting()
-            let records = Records(store: store)
-            let work = FieldWork(records: records, identity: identity, grids: opened.settings.grids)
+            let (opened, work) = try device.openForWork()
+            let records = work.records
             let (table, row) = try records.resolve(id)
             var values = try records.parse(assignments, table: table)
             if interactive {
@@ -222,10 +213,9 @@ struct Delete: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded(program) {
-            let (opened, store, identity) = try device.openForWriting()
-            let records = Records(store: store)
-            let (table, row) = try records.resolve(id)
-            try FieldWork(records: records, identity: identity, grids: opened.settings.grids).delete(table, row)
+            let (_, work) = try device.openForWork()
+            let (table, row) = try work.records.resolve(id)
+            try work.delete(table, row)
             print("deleted \(table.name) \(row.hex)")
         }
     }
@@ -350,8 +340,7 @@ struct RentalCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded(program) {
-                let (opened, store, identity) = try device.openForWriting()
-                let work = FieldWork(records: Records(store: store), identity: identity, grids: opened.settings.grids)
+                let (_, work) = try device.openForWork()
                 try show(try work.renew(id, until: until), output)
             }
         }
@@ -367,8 +356,7 @@ struct RentalCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded(program) {
-                let (opened, store, identity) = try device.openForWriting()
-                let work = FieldWork(records: Records(store: store), identity: identity, grids: opened.settings.grids)
+                let (_, work) = try device.openForWork()
                 try show(try work.terminate(id, on: on), output)
             }
         }
@@ -389,8 +377,7 @@ struct VolunteerCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded(program) {
-                let (opened, store, identity) = try device.openForWriting()
-                let work = FieldWork(records: Records(store: store), identity: identity, grids: opened.settings.grids)
+                let (_, work) = try device.openForWork()
                 let (record, total) = try work.logHours(id, hours: hours, date: date, activity: activity)
                 if json {
                     printJSON(["record": record.json(reveal: false), "total_hours": total])
@@ -439,9 +426,8 @@ struct Verify: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded(program) {
-            let (opened, store, identity) = try device.openForWriting()
-            let records = Records(store: store)
-            let work = FieldWork(records: records, identity: identity, grids: opened.settings.grids)
+            let (_, work) = try device.openForWork()
+            let records = work.records
             let houseID = try house.map { try records.resolve($0, in: "house").1 }
             let record = try work.verify(submission, grid: grid, house: houseID, overrides: assignments)
             if !output.json { print("verified: the submission is now") }

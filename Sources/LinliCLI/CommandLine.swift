@@ -35,11 +35,12 @@ public struct DeviceOptions: ParsableArguments {
         return String(cString: entered)
     }
 
-    /// The device, its replica and its signing identity.
-    public func openForWriting() throws -> (FieldDevice, ReplicaStore, DeviceIdentity) {
+    /// The device, and its replica's records to write as its signing
+    /// identity (the key unsealed with the PIN).
+    public func openForWork() throws -> (FieldDevice, FieldWork) {
         let device = try open()
         let identity = try device.identity(pin: try pin())
-        return (device, try device.store(), identity)
+        return (device, FieldWork(records: Records(store: try device.store()), identity: identity, grids: device.settings.grids))
     }
 }
 
@@ -47,6 +48,18 @@ public struct DeviceOptions: ParsableArguments {
 public func printJSON(_ object: Any) {
     let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
     print(String(decoding: data, as: UTF8.self))
+}
+
+/// Appends `line` to the log file at `path`, making it (readable by its
+/// owner only) if there is none.
+public func appendLine(_ line: String, to path: String) {
+    if let handle = FileHandle(forWritingAtPath: path) {
+        handle.seekToEndOfFile()
+        handle.write(Data(line.utf8))
+        try? handle.close()
+    } else {
+        _ = FileManager.default.createFile(atPath: path, contents: Data(line.utf8), attributes: [.posixPermissions: 0o600])
+    }
 }
 
 /// Writes to standard error.

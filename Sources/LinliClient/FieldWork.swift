@@ -235,7 +235,7 @@ public struct DeviceStatus: Sendable {
         for text in scopes { if let scope = Scope(text) { digests[text] = Hex.encode(try store.stateDigest(scope: scope)) } }
         let last = try store.clientValue("last_sync").flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) }
         return DeviceStatus(
-            unsynced: try store.outbox(device: device.device, peer: device.peerName, limit: Int.max).count,
+            unsynced: try store.outboxCount(device: device.device, peer: device.peerName),
             lastSync: last,
             refused: try store.refusals(peer: device.peerName),
             quarantined: try store.quarantined().count,

@@ -32,14 +32,28 @@ extension ReplicaStore {
     public func outbox(device: DeviceID, peer: String = "server", limit: Int = Limits.changeSetsPerBatchMax) throws -> [SignedChangeSet] {
         try run {
             try writer.read { db in
-                let acknowledged = try Int64.fetchOne(db, sql: "SELECT value FROM linli_meta WHERE key = ?",
-                                                      arguments: ["ack:\(peer):\(device.hex)"]) ?? 0
-                return try Data.fetchAll(db, sql: """
+                try Data.fetchAll(db, sql: """
                     SELECT l.envelope FROM linli_log l JOIN linli_device d ON d.n = l.device_n
                     WHERE d.device = ? AND l.seq > ? ORDER BY l.seq LIMIT ?
-                    """, arguments: [device.data, acknowledged, limit]).map { try SignedChangeSet(envelope: $0) }
+                    """, arguments: [device.data, try Self.acknowledged(db, device: device, peer: peer), limit])
+                    .map { try SignedChangeSet(envelope: $0) }
             }
         }
+    }
+
+    /// How many change sets the outbox holds, without reading them.
+    public func outboxCount(device: DeviceID, peer: String = "server") throws -> Int {
+        try run {
+            try writer.read { db in
+                try Int.fetchOne(db, sql: """
+                    SELECT count(*) FROM linli_log l JOIN linli_device d ON d.n = l.device_n WHERE d.device = ? AND l.seq > ?
+                    """, arguments: [device.data, try Self.acknowledged(db, device: device, peer: peer)]) ?? 0
+            }
+        }
+    }
+
+    private static func acknowledged(_ db: Database, device: DeviceID, peer: String) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT value FROM linli_meta WHERE key = ?", arguments: ["ack:\(peer):\(device.hex)"]) ?? 0
     }
 
     /// Records that `peer` holds this device's change sets up to `seq`.

@@ -8,9 +8,7 @@ import Testing
 
 /// Runs the real `linli-admin` executable, as an administrator would.
 struct Admin {
-    static let executable = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent(".build/debug/linli-admin").path
+    static let executable = Programs.built("linli-admin")
 
     let folder = Fixtures.TemporaryDirectory()
     var dir: String { folder.path("authority") }
@@ -22,31 +20,13 @@ struct Admin {
         try "2468\n".write(toFile: folder.path("pin"), atomically: true, encoding: .utf8)
     }
 
-    struct Result {
-        let status: Int32
-        let output: String
-        let error: String
-    }
+    typealias Result = Programs.Result
 
+    /// Runs linli-admin in the test's folder; no LINLI_* variable of the
+    /// calling environment (a passphrase, say) reaches it.
     @discardableResult
     func run(_ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = folder.url
-        var environment = ProcessInfo.processInfo.environment
-        environment.removeValue(forKey: "LINLI_PASSPHRASE")
-        process.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let error = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self), error: String(decoding: error, as: UTF8.self))
+        try Programs.run(Self.executable, arguments, directory: folder.url)
     }
 
     func json(_ arguments: [String]) throws -> [String: Any] {
