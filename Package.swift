@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "linli-admin", targets: ["linli-admin"]),
         .executable(name: "linli", targets: ["linli"]),
         .executable(name: "linli-kiosk", targets: ["linli-kiosk"]),
+        .executable(name: "linli-desk", targets: ["linli-desk"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
@@ -38,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // System libraries, found through pkg-config.
@@ -80,6 +82,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
             swiftSettings: strict),
         // The client library every client uses: the replica plus sync.
@@ -158,6 +161,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Clients/linli-kiosk",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "linli-desk",
+            dependencies: [
+                "LinliCLI", "LinliClient", "LinliCore", "LinliProtocol", "LinliStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Clients/linli-desk",
             swiftSettings: strict),
 
         .executableTarget(

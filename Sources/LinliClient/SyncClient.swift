@@ -113,7 +113,7 @@ public final class SyncClient: Sendable {
         }
     }
 
-    private func push(_ http: HTTPClient, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
+    func push(_ http: HTTPClient, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
         while true {
             let outbox = try store.outbox(device: identity.device, peer: cursorName, limit: Limits.pushChangeSetsMax)
             if outbox.isEmpty { return }

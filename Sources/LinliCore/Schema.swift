@@ -133,6 +133,10 @@ public enum ScopeRule: Codable, Sendable, Hashable {
     case kiosk
     /// Trust records.
     case system
+    /// Built-in records about other records (staff resolutions): each lives
+    /// in the scope of the record it is about, so it travels to the same
+    /// replicas. Never the system scope.
+    case subject
 
     enum CodingKeys: String, CodingKey { case kind, field }
 
@@ -143,6 +147,7 @@ public enum ScopeRule: Codable, Sendable, Hashable {
         case "public": self = .public
         case "kiosk": self = .kiosk
         case "system": self = .system
+        case "subject": self = .subject
         case let other:
             throw DecodingError.dataCorruptedError(
                 forKey: .kind, in: container, debugDescription: "unknown scope kind \(other); use grid, public, kiosk or system")
@@ -158,6 +163,7 @@ public enum ScopeRule: Codable, Sendable, Hashable {
         case .public: try container.encode("public", forKey: .kind)
         case .kiosk: try container.encode("kiosk", forKey: .kind)
         case .system: try container.encode("system", forKey: .kind)
+        case .subject: try container.encode("subject", forKey: .kind)
         }
     }
 }
@@ -354,6 +360,7 @@ public struct Schema: Codable, Sendable, Hashable {
         case .public: "public"
         case .kiosk: "kiosk"
         case .system: "system"
+        case .subject: "subject"
         }
     }
 

@@ -35,6 +35,15 @@ public enum Role: String, Codable, Sendable, CaseIterable {
             throw LinliError(.notPermitted, "the server writes no records")
         }
     }
+
+    /// Throws unless a device with this role may write rows of `table`:
+    /// resolutions of the review queue are staff's alone.
+    public func authorize(table: String) throws(LinliError) {
+        if table == ReviewSchema.resolution, self != .staff {
+            throw LinliError(.notPermitted, "only central staff record resolutions of the review queue; this device is a \(rawValue)",
+                             hint: "settle conflicts and refused changes at the conflict desk with a staff key")
+        }
+    }
 }
 
 /// The built-in tables of the system scope: trust records travel as
@@ -72,7 +81,7 @@ public enum TrustSchema {
     /// The schema a replica runs: the domain tables plus the trust tables.
     public static func adding(to schema: Schema) -> Schema {
         var combined = schema
-        combined.tables += tables.filter { table in !schema.tables.contains { $0.name == table.name } }
+        combined.tables += (tables + [ReviewSchema.table]).filter { table in !schema.tables.contains { $0.name == table.name } }
         return combined
     }
 }

@@ -18,6 +18,8 @@ import Prometheus
 /// | `GET /v1/pull?after=N&limit=M` | none | `PullResponse` |
 /// | `GET /v1/status` | none | JSON: refused change sets, conflicts |
 /// | `GET /v1/snapshot` | none | a replica file of the device's scopes; the signed manifest in headers |
+/// | `GET /v1/desk/queue?grid=&table=&kind=&field=&older=` | none | JSON: the review queue (staff only) |
+/// | `GET /v1/desk/item/ID` | none | JSON: one item with its field's history (staff only) |
 /// | `GET /healthz` | none | `ok` |
 /// | `GET /metrics` | none | Prometheus text: pushes, pulls, refusals by reason, commit latency |
 ///
@@ -61,6 +63,24 @@ public enum SyncServer {
             await respond(logger: logger) {
                 let access = try service.authenticate(method: "GET", path: request.uri.string, body: Data(), header: header(request))
                 let answer = try await offload { try service.status(for: access) }
+                return try compressed(answer, contentType: "application/json", for: request)
+            }
+        }
+        router.get("/v1/desk/queue") { request, _ -> Response in
+            await respond(logger: logger) {
+                let access = try service.authenticate(method: "GET", path: request.uri.string, body: Data(), header: header(request))
+                var query: [String: String] = [:]
+                for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
+                let filter = try ReviewFilter(query: query)
+                let answer = try await offload { try service.deskQueue(filter: filter, for: access) }
+                return try compressed(answer, contentType: "application/json", for: request)
+            }
+        }
+        router.get("/v1/desk/item/:id") { request, context -> Response in
+            await respond(logger: logger) {
+                let access = try service.authenticate(method: "GET", path: request.uri.string, body: Data(), header: header(request))
+                let id = context.parameters.get("id") ?? ""
+                let answer = try await offload { try service.deskItem(id, for: access) }
                 return try compressed(answer, contentType: "application/json", for: request)
             }
         }
@@ -127,6 +147,8 @@ public enum SyncServer {
         case .revoked, .notPermitted, .outOfScope: .forbidden
         case .overLimit: .contentTooLarge
         case .storage, .unavailable: .serviceUnavailable
+        case .notFound: .notFound
+        case .conflict: .conflict
         default: .badRequest
         }
         var object: [String: String] = ["code": error.code.rawValue, "message": error.message]

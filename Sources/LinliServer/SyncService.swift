@@ -16,12 +16,16 @@ public final class SyncService: Sendable {
     let clock: @Sendable () -> UInt64
     let committer: GroupCommitter
     let snapshots: SnapshotCache
+    /// The rules across records the review queue checks.
+    public let invariants: [Invariant]
 
     /// `identity` signs bootstrap snapshots (nil: the server offers none);
     /// `snapshotFolder` is where it keeps them.
     public init(storage: any SyncStorage, identity: ServerIdentity? = nil, snapshotFolder: String? = nil,
+                invariants: [Invariant] = Invariant.community,
                 clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock) {
         self.storage = storage
+        self.invariants = invariants
         self.clock = clock
         committer = GroupCommitter(storage: storage)
         snapshots = SnapshotCache(storage: storage, identity: identity,

@@ -1,5 +1,6 @@
 import Foundation
 import LinliCore
+import LinliProtocol
 import LinliStore
 
 /// What the sync handlers need from storage, and nothing more.
@@ -17,7 +18,9 @@ import LinliStore
 ///   previous change set in those scopes;
 /// - `refused` and `conflicts`: what `GET /v1/status` shows;
 /// - `writeSnapshot`: a replica file of some scopes, and the position it
-///   holds everything through.
+///   holds everything through;
+/// - `reviewQueue`, `reviewItem` and `resolve`: the conflict desk's queue
+///   and resolutions signed by a staff member logged in on the web page.
 public protocol SyncStorage: Sendable {
     func access(_ device: DeviceID) throws -> DeviceAccess
     func apply(_ offered: [OfferedChangeSet], policy: ApplyPolicy) throws -> [ApplyOutcome]
@@ -25,6 +28,9 @@ public protocol SyncStorage: Sendable {
     func refused(by device: DeviceID) throws -> [QuarantineRecord]
     func conflicts(in scopes: Set<Scope>?) throws -> [Conflict]
     func writeSnapshot(scopes: Set<Scope>?, to path: String) throws -> Int64
+    func reviewQueue(scopes: Set<Scope>?, filter: ReviewFilter, invariants: [Invariant]) throws -> [ReviewItem]
+    func reviewItem(_ id: String, scopes: Set<Scope>?, invariants: [Invariant]) throws -> ReviewItem?
+    func resolve(_ resolutions: [(item: ReviewItem, action: ReviewAction)], note: String, as identity: DeviceIdentity) throws -> [SignedChangeSet]
 }
 
 extension ReplicaStore: SyncStorage {

@@ -43,6 +43,9 @@ public final class LocalTransaction {
         let scope: Scope
         var values: [String: Value]
         var deleting: Bool
+        /// Fields whose write replaces exactly these dots (what a person
+        /// saw and judged), not the survivors this replica holds.
+        var replacing: [String: [Dot]] = [:]
     }
 
     init(schema: Schema, db: Database, device: DeviceID) {
@@ -71,6 +74,8 @@ public final class LocalTransaction {
         case .public: scope = .public
         case .kiosk: scope = kioskScope
         case .system: scope = .system
+        case .subject:
+            throw LinliError(.invalidInput, "a \(table.name) lives in the scope of the record it is about; write it with record(_:scope:_:)")
         }
         let row = RowID.random()
         add(table.name, row, scope: scope, values: values.filter { !$0.value.isNull }.merging([MergeRules.deletedField: .boolean(false)]) { $1 }, deleting: false)
@@ -123,6 +128,40 @@ public final class LocalTransaction {
         // The grid field stays: it names the scope, which never changes.
         for field in table.fields where field.name != table.gridField { values[field.name] = .null }
         add(table.name, row, scope: scope, values: values, deleting: true)
+    }
+
+    /// Settles a field: writes `value` replacing exactly the values named
+    /// by `replacing` (the competing values a person judged), whether or not
+    /// this replica holds the row. A value that arrived since and was not
+    /// judged is not replaced, so it stays in conflict for the next look.
+    public func settle(_ tableName: String, _ row: RowID, scope: Scope, field: String, value: Value, replacing: [Dot]) throws {
+        let table = try declaredTable(tableName)
+        if field != MergeRules.deletedField { try check(table, [field: value]) }
+        guard replacing.count <= Limits.replacedDotsPerWriteMax else {
+            throw LinliError(.overLimit, "settling \(table.name).\(field) would replace \(replacing.count) values; replacedDotsPerWriteMax is \(Limits.replacedDotsPerWriteMax)")
+        }
+        add(table.name, row, scope: scope, values: [field: value], deleting: false)
+        rows[rowIndex[PendingKey(table: table.name, row: row)]!].replacing[field] = replacing.sorted()
+    }
+
+    /// Creates a row of a table whose records live in the scope of what
+    /// they are about (``ScopeRule/subject``), such as a resolution.
+    @discardableResult
+    public func record(_ tableName: String, scope: Scope, _ values: [String: Value]) throws -> RowID {
+        let table = try declaredTable(tableName)
+        guard case .subject = table.scope else {
+            throw LinliError(.invalidInput, "\(table.name) takes its scope from its own fields; use create")
+        }
+        guard scope != .system else {
+            throw LinliError(.outOfScope, "a \(table.name) cannot be written in the system scope")
+        }
+        try check(table, values)
+        for field in table.fields where field.required && (values[field.name] ?? .null).isNull {
+            throw LinliError(.invalidInput, "\(field.label.isEmpty ? field.name : "\(field.label) (\(field.name))") is required for a new \(table.name)")
+        }
+        let row = RowID.random()
+        add(table.name, row, scope: scope, values: values.filter { !$0.value.isNull }.merging([MergeRules.deletedField: .boolean(false)]) { $1 }, deleting: false)
+        return row
     }
 
     private func add(_ table: String, _ row: RowID, scope: Scope, values: [String: Value], deleting: Bool) {
@@ -218,6 +257,10 @@ public final class LocalTransaction {
                 var writes: [FieldWrite] = []
                 // Fields in name order, `_deleted` first: a stable layout.
                 for (field, value) in pending.values.sorted(by: { (($0.key == MergeRules.deletedField) ? "" : $0.key) < (($1.key == MergeRules.deletedField) ? "" : $1.key) }) {
+                    if let judged = pending.replacing[field] {
+                        writes.append(FieldWrite(field: field, value: value, replaces: judged))
+                        continue
+                    }
                     let current = MergeSession.survivors(of: try session.nameNumber(field), in: survivors)
                     let replaces = try current.map { Dot(device: try session.deviceID($0.deviceN), seq: $0.seq, index: $0.index) }
                     writes.append(FieldWrite(field: field, value: value, replaces: replaces.sorted()))
@@ -271,6 +314,7 @@ extension ReplicaStore {
                 let changeSets = try transaction.makeChangeSets(identity: identity, session: session, now: now) { signed in
                     if let own {
                         try own.role.authorize(scope: signed.header.scope, device: identity.device, grids: own.grids)
+                        for row in signed.changeSet.rows { try own.role.authorize(table: row.table) }
                     }
                     let header = signed.header
                     if header.scope == .system {

@@ -240,7 +240,10 @@ extension ReplicaStore {
             try releaseHeld(after: signed, session: session, policy: policy, now: now)
             return status
         }
-        do { try key.role.authorize(scope: header.scope, device: header.device, grids: key.grids) } catch { return try refuseInChain(error) }
+        do {
+            try key.role.authorize(scope: header.scope, device: header.device, grids: key.grids)
+            for row in signed.changeSet.rows { try key.role.authorize(table: row.table) }
+        } catch { return try refuseInChain(error) }
         if policy.refuseFutureClocks {
             do { try HybridLogicalClock.checkDrift(header.hlc, now: now) } catch { return try refuseInChain(error) }
         }
@@ -378,6 +381,8 @@ extension ReplicaStore {
         switch (table.scope, header.scope) {
         case (.gridField, .grid), (.public, .public), (.system, .system): fits = true
         case (.kiosk, .kiosk): fits = true
+        case (.subject, .system): fits = false
+        case (.subject, _): fits = true
         default: fits = false
         }
         guard fits else {
