@@ -198,12 +198,31 @@ struct AuditCommand: ParsableCommand {
             guard let root = PublicKey(hex: rootHex) else { throw LinliError(.invalidInput, "\(rootHex) is not a public key (64 hex digits)") }
             let store = try ReplicaStore(path: data, schema: Schema(name: "audit", version: 0, tables: []), authority: root)
             let report = try store.audit()
+            // Resolutions of the conflict desk: who, when, what they replaced
+            // and why, each verified like any change set and against its writes.
+            let resolutions = try store.auditResolutions()
+            let failing = resolutions.filter { !$0.verified }
+            let formatter = ISO8601DateFormatter()
             emit(json, ["devices": report.devices, "change_sets": report.changeSets, "refused": report.refused, "forks": report.forks,
-                        "problems": report.problems, "clean": report.isClean],
+                        "problems": report.problems + failing.flatMap { entry in entry.problems.map { "resolution \(entry.item) by \(entry.user): \($0)" } },
+                        "clean": report.isClean && failing.isEmpty,
+                        "resolutions": resolutions.map { entry -> [String: Any] in
+                            ["position": entry.position, "time": formatter.string(from: Date(timeIntervalSince1970: Double(entry.time) / 1000)),
+                             "user": entry.user, "device": entry.device.hex, "seq": entry.seq, "item": entry.item, "kind": entry.kind,
+                             "decision": entry.decision, "subject": entry.subject, "value": entry.value, "replaced": entry.replaced,
+                             "note": entry.note, "verified": entry.verified, "problems": entry.problems]
+                        }],
                  text: (["devices \(report.devices), change sets \(report.changeSets), refused \(report.refused), forks \(report.forks)"]
-                        + report.problems.map { "PROBLEM: \($0)" } + [report.isClean ? "the store is authentic and consistent" : "\(report.problems.count) problems"])
+                        + report.problems.map { "PROBLEM: \($0)" }
+                        + ["resolutions \(resolutions.count)"]
+                        + resolutions.map { entry in
+                            "  \(formatter.string(from: Date(timeIntervalSince1970: Double(entry.time) / 1000))) \(entry.user) (\(entry.device.hex.prefix(8))@\(entry.seq)) "
+                                + "\(entry.item) \(entry.decision) \(entry.subject)\(entry.value.isEmpty ? "" : " = \(entry.value)") · \(entry.note)"
+                                + (entry.verified ? "  verified" : "  PROBLEM: " + entry.problems.joined(separator: "; "))
+                        }
+                        + [report.isClean && failing.isEmpty ? "the store is authentic and consistent" : "\(report.problems.count + failing.count) problems"])
                     .joined(separator: "\n"))
-            if !report.isClean { throw ExitCode(1) }
+            if !report.isClean || !failing.isEmpty { throw ExitCode(1) }
         }
     }
 }

@@ -39,6 +39,15 @@ final class GatedStorage: SyncStorage, @unchecked Sendable {
     func refused(by device: DeviceID) throws -> [QuarantineRecord] { try store.refused(by: device) }
     func conflicts(in scopes: Set<Scope>?) throws -> [Conflict] { try store.conflicts(in: scopes) }
     func writeSnapshot(scopes: Set<Scope>?, to path: String) throws -> Int64 { try store.writeSnapshot(scopes: scopes, to: path) }
+    func reviewQueue(scopes: Set<Scope>?, filter: ReviewFilter, invariants: [Invariant]) throws -> [ReviewItem] {
+        try store.reviewQueue(scopes: scopes, filter: filter, invariants: invariants)
+    }
+    func reviewItem(_ id: String, scopes: Set<Scope>?, invariants: [Invariant]) throws -> ReviewItem? {
+        try store.reviewItem(id, scopes: scopes, invariants: invariants)
+    }
+    func resolve(_ resolutions: [(item: ReviewItem, action: ReviewAction)], note: String, as identity: DeviceIdentity) throws -> [SignedChangeSet] {
+        try store.resolve(resolutions, note: note, as: identity)
+    }
 }
 
 struct GroupCommitTests {
