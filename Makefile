@@ -41,6 +41,7 @@ demo: deps
 	$(SWIFT) build --product linli-server
 	$(SWIFT) build --product linli
 	$(SWIFT) build --product linli-kiosk
+	$(SWIFT) build --product linli-desk
 	Tools/demo.sh
 
 # Embeds Protocol/schema/community-v1.json in the clients after a change.

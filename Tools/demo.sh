@@ -9,7 +9,10 @@
 # inspectors register houses, residents, a rental with two tenants and
 # volunteers, offline; both edit the same resident's phone while apart; the
 # kiosk takes a volunteer sign-up; everyone syncs; the conflict appears; 李明
-# verifies the sign-up at the door. A summary compares the replicas.
+# verifies the sign-up at the door. At the street office 刘洁 settles the
+# conflict with linli-desk; everyone syncs and the replicas converge on the
+# chosen value. A summary compares the replicas; linli-admin audit verifies
+# the resolution.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/debug
@@ -17,6 +20,7 @@ admin=$bin/linli-admin
 server=$bin/linli-server
 linli=$bin/linli
 kiosk=$bin/linli-kiosk
+desk=$bin/linli-desk
 sim=$bin/linli-sim
 demo=${LINLI_DEMO_DATA:-demo-data}
 rm -rf "$demo"
@@ -28,6 +32,7 @@ li=(--data "$demo/li" --pin-file "$demo/pin")
 wang=(--data "$demo/wang" --pin-file "$demo/pin")
 zhang=(--data "$demo/zhang" --pin-file "$demo/pin")
 hall=(--data "$demo/kiosk" --pin-file "$demo/pin")
+office=(--data "$demo/desk" --pin-file "$demo/pin")
 port=$(( 20000 + RANDOM % 30000 ))
 url="http://127.0.0.1:$port"
 step() { printf '\n== %s\n' "$*"; }
@@ -44,16 +49,19 @@ step "each device makes its key and enrolment request; the administrator enrols 
 "$linli" init "${li[@]}" --label "李明的终端"
 "$linli" init "${wang[@]}" --label "王芳的终端"
 "$linli" init "${zhang[@]}" --label "张伟的电脑"
+"$desk" init "${office[@]}" --label "街道办冲突处理台"
 "$kiosk" init "${hall[@]}" --label "幸福社区服务站"
 "$admin" device enroll "$demo/server.req" "${auth[@]}" --role server --out "$demo/server.bundle"
 "$admin" device enroll "$demo/li/request.json" "${auth[@]}" --role inspector --grid G1 --out "$demo/li.bundle"
 "$admin" device enroll "$demo/wang/request.json" "${auth[@]}" --role inspector --grid G2 --grid G1 --out "$demo/wang.bundle"
 "$admin" device enroll "$demo/zhang/request.json" "${auth[@]}" --role staff --out "$demo/zhang.bundle"
 "$admin" device enroll "$demo/kiosk/request.json" "${auth[@]}" --role kiosk --grid G1 --out "$demo/kiosk.bundle"
+"$admin" device enroll "$demo/desk/request.json" "${auth[@]}" --role staff --out "$demo/desk.bundle"
 "$linli" enrol "$demo/li.bundle" "${li[@]}" --user "李明"
 "$linli" enrol "$demo/wang.bundle" "${wang[@]}" --user "王芳"
 "$linli" enrol "$demo/zhang.bundle" "${zhang[@]}" --user "张伟"
 "$kiosk" enrol "$demo/kiosk.bundle" "${hall[@]}" --name "幸福社区服务站自助终端"
+"$desk" enrol "$demo/desk.bundle" "${office[@]}" --user "刘洁"
 
 step "linli-server starts on loopback (embedded SQLite) and receives the trust records"
 root=$("$admin" authority show --dir "$demo/authority" --json | sed -n 's/.*"root_public_key" *: *"\([0-9a-f]*\)".*/\1/p')
@@ -131,6 +139,20 @@ if "$linli" add person "${li[@]}" grid=G2 name=某人 residence_type=户籍人�
   echo "an inspector wrote into a grid it does not cover" >&2; exit 1
 fi
 cat "$demo/refused.txt"
+
+step "the conflict desk: 刘洁 at the street office sees the queue, calls 张秀英, and keeps 王芳's number"
+"$desk" queue "${office[@]}"
+item=$("$desk" queue "${office[@]}" --kind conflict --table person --field phone --json | sed -n 's/^ *"id" : "\(c[0-9a-f]*\)".*/\1/p' | head -1)
+"$desk" show "$item" "${office[@]}"
+pick=$("$desk" show "$item" "${office[@]}" | sed -n 's/^ *\[\([0-9]\)\] 13700003333 .*/\1/p')
+"$desk" resolve "$item" "${office[@]}" --pick "$pick" --note "电话回访张秀英本人：13700003333 为现用号码"
+"$desk" queue "${office[@]}"
+
+step "everyone syncs: the resolution reaches every replica in G1; the conflict is gone"
+for who in li wang zhang; do "$linli" sync --data "$demo/$who" --pin-file "$demo/pin" --quiet > /dev/null; done
+"$linli" show "$resident" "${li[@]}" --reveal
+"$linli" status "${zhang[@]}" | grep conflicts
+"$admin" audit --data "$demo/server/server.sqlite" --dir "$demo/authority" | tail -3
 
 step "summary"
 "$sim" summary --device "$demo/li" --device "$demo/wang" --device "$demo/zhang" --device "$demo/kiosk"
