@@ -10,7 +10,7 @@
 # Each target installs the system libraries it needs when they are missing.
 
 SWIFT ?= swift
-APT_PACKAGES := libsodium-dev libsqlite3-dev pkg-config zlib1g-dev nginx-light openssl
+APT_PACKAGES := libsodium-dev libsqlite3-dev pkg-config zlib1g-dev nginx-light openssl chromium chromium-driver
 
 .PHONY: all deps build test demo bench vectors schema clean-demo
 
@@ -18,15 +18,17 @@ all: build
 
 # Installs the C libraries Linli links (through pkg-config) and the programs
 # the tests run (nginx for TLS in front of the server, openssl for its test
-# certificate) when missing.
+# certificate, headless Chromium and chromedriver for the web page) when
+# missing.
 deps:
-	@if ! pkg-config --exists libsodium sqlite3 zlib 2>/dev/null || ! { test -x /usr/sbin/nginx || command -v nginx; } >/dev/null || ! command -v openssl >/dev/null; then \
+	@if ! pkg-config --exists libsodium sqlite3 zlib 2>/dev/null || ! { test -x /usr/sbin/nginx || command -v nginx; } >/dev/null || ! command -v openssl >/dev/null || ! command -v chromedriver >/dev/null; then \
 		echo "installing $(APT_PACKAGES)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 	@pkg-config --exists libsodium sqlite3 zlib || { echo "libsodium, sqlite3 or zlib is still missing; install $(APT_PACKAGES)"; exit 1; }
 	@test -x /usr/sbin/nginx || command -v nginx >/dev/null || { echo "nginx is still missing; install nginx-light"; exit 1; }
+	@command -v chromedriver >/dev/null || { echo "chromedriver is still missing; install chromium chromium-driver"; exit 1; }
 
 build: deps
 	$(SWIFT) build
