@@ -16,7 +16,7 @@ struct LinliAdmin: AsyncParsableCommand {
             (authority.json) and the grid register (grids.json). Passphrases come from --passphrase-file, \
             the LINLI_PASSPHRASE environment variable, or a prompt.
             """,
-        subcommands: [AuthorityCommand.self, GridCommand.self, DeviceCommand.self, AuditCommand.self, SyncCommand.self])
+        subcommands: [AuthorityCommand.self, GridCommand.self, DeviceCommand.self, DeskCommand.self, AuditCommand.self, SyncCommand.self])
 }
 
 /// Options every command that touches the authority folder shares.

@@ -21,11 +21,16 @@ struct Serve: AsyncParsableCommand {
         abstract: "Serve push and pull over HTTP.",
         discussion: """
             Settings come from the flags, else the environment (LINLI_DATA, LINLI_LISTEN, LINLI_AUTHORITY, \
-            LINLI_SCHEMA, LINLI_DEVICE, LINLI_KEY, LINLI_KEY_PASSPHRASE_FILE), else the configuration file (--config, \
-            JSON with the keys data, listen, authority, schema, device, key, key_passphrase_file).
+            LINLI_SCHEMA, LINLI_DEVICE, LINLI_KEY, LINLI_KEY_PASSPHRASE_FILE, LINLI_DESK_ACCOUNTS, LINLI_DESK_SECURE_COOKIES), \
+            else the configuration file (--config, JSON with the keys data, listen, authority, schema, device, key, \
+            key_passphrase_file, desk_accounts, desk_secure_cookies).
 
             With a device id and a sealed key enrolled with the role server, the server signs bootstrap snapshots \
             (GET /v1/snapshot); without them it offers none, and new devices replay from zero.
+
+            With a desk accounts file (linli-admin desk add), it serves the staff's conflict desk at /desk: staff \
+            log in with their password and resolve the review queue in a browser. The file is read at every login. \
+            Behind TLS (nginx), add --desk-secure-cookies so the session cookie is sent over HTTPS only.
 
             SIGTERM or SIGINT stops it gracefully: it stops accepting connections, finishes the requests in flight \
             (a push in a commit is answered), and exits.
@@ -39,6 +44,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The server's device id (32 hex digits), enrolled with the role server.") var device: String?
     @Option(help: "The server's sealed key file (linli-admin device request --key).") var key: String?
     @Option(help: "A file whose first line unseals the server's key.") var keyPassphraseFile: String?
+    @Option(help: "The desk accounts file (linli-admin desk add): serves the staff's conflict desk at /desk.") var deskAccounts: String?
+    @Flag(help: "Mark the desk's cookies Secure: for when TLS ends in front of the server.") var deskSecureCookies = false
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -80,7 +87,13 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = .info
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let router = SyncServer.router(SyncService(storage: store, identity: identity, snapshotFolder: (data as NSString).appendingPathComponent("snapshots")), logger: logger, metrics: registry)
+        let service = SyncService(storage: store, identity: identity, snapshotFolder: (data as NSString).appendingPathComponent("snapshots"))
+        let router = SyncServer.router(service, logger: logger, metrics: registry)
+        if let accounts = deskAccounts ?? environment["LINLI_DESK_ACCOUNTS"] ?? file["desk_accounts"] {
+            let secure = deskSecureCookies || ["1", "true", "yes"].contains((environment["LINLI_DESK_SECURE_COOKIES"] ?? file["desk_secure_cookies"] ?? "").lowercased())
+            try DeskWeb(service: service, schema: store.schema, accountsPath: accounts, secureCookies: secure, logger: logger).mount(on: router)
+            logger.info("conflict desk at /desk", metadata: ["accounts": "\(accounts)", "secure_cookies": "\(secure)"])
+        }
         let app = Application(router: router, configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "linli-server"),
                               logger: logger)
         logger.info("listening", metadata: ["address": "\(listen)", "data": "\(data)"])
