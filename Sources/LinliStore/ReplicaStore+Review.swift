@@ -35,7 +35,9 @@ extension ReplicaStore {
             }
         }
         return items.filter { item in
-            filter.matches(item, now: now) && (scopes.map { $0.contains(Scope(item.scope) ?? .system) } ?? true)
+            filter.matches(item, now: now) && (scopes.map { readable in
+                ([item.scope] + item.records.map(\.scope)).contains { readable.contains(Scope($0) ?? .system) }
+            } ?? true)
         }.sorted { ($0.detectedAt, $0.id) < ($1.detectedAt, $1.id) }
     }
 
@@ -156,7 +158,8 @@ extension ReplicaStore {
 
     private func invariantItem(_ invariant: Invariant, records: [ReviewRecord], table: String, field: String?, summary: String) -> ReviewItem {
         let newest = records.flatMap { $0.fields.values.flatMap { $0.map(\.time) } }.max() ?? 0
-        let scope = records.first?.scope ?? "unknown"
+        // The first scope in order, so an item across grids is placed the same way every time.
+        let scope = records.map(\.scope).min() ?? "unknown"
         var item = ReviewItem(
             id: Self.itemID("i", [invariant.name] + records.map(\.row).sorted()), kind: .invariant, scope: scope, grid: Self.grid(of: scope),
             table: table, row: records.first?.row, field: field, detectedAt: newest, summary: summary)

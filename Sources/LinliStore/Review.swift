@@ -130,7 +130,8 @@ public struct ReviewFilter: Sendable, Equatable {
     }
 
     public func matches(_ item: ReviewItem, now: UInt64) -> Bool {
-        if let grid, item.grid != grid { return false }
+        // An invariant across grids (one community) matches each of them.
+        if let grid, item.grid != grid, !item.records.contains(where: { $0.scope == Scope.grid(grid).description }) { return false }
         if let table, item.table != table { return false }
         if let kind, item.kind != kind { return false }
         if let field, item.field != field { return false }
