@@ -7,7 +7,7 @@ struct LinliBench: AsyncParsableCommand {
         commandName: "linli-bench",
         abstract: "Measures Linli against plain SQLite on this machine, in one run.",
         discussion: "Build with -c release. Results are printed as one JSON object with --json.",
-        subcommands: [MergeBenchmark.self, SyncBenchmark.self, BootstrapBenchmark.self])
+        subcommands: [MergeBenchmark.self, SyncBenchmark.self, BootstrapBenchmark.self, DeskBenchmark.self])
 }
 
 /// Timing helpers shared by the benchmarks.
