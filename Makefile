@@ -10,7 +10,7 @@
 # Each target installs the system libraries it needs when they are missing.
 
 SWIFT ?= swift
-APT_PACKAGES := libsodium-dev libsqlite3-dev pkg-config zlib1g-dev nginx-light openssl chromium chromium-driver
+APT_PACKAGES := libsodium-dev libsqlite3-dev pkg-config zlib1g-dev nginx-light openssl chromium chromium-driver fonts-wqy-microhei
 
 .PHONY: all deps build test demo bench vectors schema clean-demo
 
@@ -18,10 +18,10 @@ all: build
 
 # Installs the C libraries Linli links (through pkg-config) and the programs
 # the tests run (nginx for TLS in front of the server, openssl for its test
-# certificate, headless Chromium and chromedriver for the web page) when
-# missing.
+# certificate, headless Chromium, chromedriver and a Chinese font for the
+# web page) when missing.
 deps:
-	@if ! pkg-config --exists libsodium sqlite3 zlib 2>/dev/null || ! { test -x /usr/sbin/nginx || command -v nginx; } >/dev/null || ! command -v openssl >/dev/null || ! command -v chromedriver >/dev/null; then \
+	@if ! pkg-config --exists libsodium sqlite3 zlib 2>/dev/null || ! { test -x /usr/sbin/nginx || command -v nginx; } >/dev/null || ! command -v openssl >/dev/null || ! command -v chromedriver >/dev/null || ! test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc; then \
 		echo "installing $(APT_PACKAGES)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES); \
