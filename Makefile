@@ -56,6 +56,7 @@ bench: deps
 	.build/release/linli-bench merge --json
 	.build/release/linli-bench sync --json
 	.build/release/linli-bench bootstrap --json
+	.build/release/linli-bench desk --json
 
 # Regenerates Protocol/vectors/*.json, Protocol/vectors/trust/*.json and
 # Protocol/vectors/protocol/*.json
