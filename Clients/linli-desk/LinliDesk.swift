@@ -138,12 +138,7 @@ struct Desk {
         guard let field = table.field(fieldName) else {
             throw LinliError(.invalidInput, "\(tableName) has no field \(fieldName)")
         }
-        return try FieldText.parse(text, field: field, table: table) { _, id in
-            guard let row = RowID(hex: id) else {
-                throw LinliError(.invalidInput, "give the full 32-digit id of the referenced record, not \(id)")
-            }
-            return row
-        }
+        return try FieldInput.parse(text, field: field, table: table, resolve: FieldInput.wholeID)
     }
 }
 

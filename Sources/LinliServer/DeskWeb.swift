@@ -1062,55 +1062,11 @@ struct DeskForm: Sendable {
 
 // MARK: - Values as text
 
-/// Typed values as staff read and type them. Like the field client's
-/// parser (`FieldText` in LinliClient, which the server does not link):
-/// dates `YYYY-MM-DD`, times `YYYY-MM-DD HH:MM` in the server's time zone,
-/// yes/no as 是/否, references and bytes as hex; then the field's own
-/// checks (choices, formats, ranges).
+/// Typed values as staff read and type them: parsed by ``FieldInput``
+/// (the field clients' parser), references as whole ids.
 enum DeskFieldText {
-    static func parse(_ raw: String, field: FieldSchema, table: TableSchema) throws(LinliError) -> Value {
-        let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        let name = "\(field.label.isEmpty ? "" : field.label + " ")\(table.name).\(field.name)"
-        if text.isEmpty { return .null }
-        let value: Value
-        switch field.type {
-        case .text, .date:
-            value = .text(text)
-        case .integer:
-            guard let integer = Int64(text) else { throw LinliError(.invalidInput, "\(name) 须为整数 · takes a whole number, not \(text)") }
-            value = .integer(integer)
-        case .real:
-            guard let real = Double(text), real.isFinite else { throw LinliError(.invalidInput, "\(name) 须为数字 · takes a number, not \(text)") }
-            value = .real(real)
-        case .boolean:
-            switch text.lowercased() {
-            case "是", "true", "yes", "1", "y": value = .boolean(true)
-            case "否", "false", "no", "0", "n": value = .boolean(false)
-            default: throw LinliError(.invalidInput, "\(name) 须为 是 或 否 · takes 是 or 否 (yes or no), not \(text)")
-            }
-        case .timestamp:
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            var parsed: Date?
-            for format in ["yyyy-MM-dd HH:mm", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd"] where parsed == nil {
-                formatter.dateFormat = format
-                parsed = formatter.date(from: text)
-            }
-            guard let parsed else { throw LinliError(.invalidInput, "\(name) 须为时间 · takes a time YYYY-MM-DD HH:MM, not \(text)") }
-            value = .integer(Int64(parsed.timeIntervalSince1970 * 1000))
-        case .bytes:
-            guard let data = Hex.decodeData(text) else { throw LinliError(.invalidInput, "\(name) 须为十六进制 · takes hex digits, not \(text)") }
-            value = .bytes(data)
-        case .reference:
-            guard let row = RowID(hex: text.lowercased()) else {
-                throw LinliError(.invalidInput, "\(name) 须为完整的记录编号 · takes a whole record id (32 hex digits), not \(text)")
-            }
-            value = .bytes(row.data)
-        }
-        do { try field.check(value, table: table.name) } catch {
-            throw LinliError(.invalidInput, error.message)
-        }
-        return value
+    static func parse(_ raw: String, field: FieldSchema, table: TableSchema) throws -> Value {
+        try FieldInput.parse(raw, field: field, table: table, resolve: FieldInput.wholeID)
     }
 
     /// The value as text to edit: what ``parse`` reads back.

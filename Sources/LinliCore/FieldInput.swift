@@ -1,0 +1,74 @@
+import Foundation
+
+/// What a person types for a field, read as a typed ``Value``: the one
+/// parser behind the field clients' forms, `linli-desk` and the `/desk`
+/// page, so a value means the same wherever it is entered.
+public enum FieldInput {
+    /// Today's date, `YYYY-MM-DD`, in this machine's time zone.
+    public static func today(_ now: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd"
+        return formatter.string(from: now)
+    }
+
+    /// Parses `raw` for `field`. Empty text clears the field. Dates are
+    /// `YYYY-MM-DD` (or 今天/today); times `YYYY-MM-DD HH:MM` (or 现在/now)
+    /// in this machine's time zone; yes/no as 是/否, true/false, 1/0; bytes
+    /// as hex. References go through `resolve(referenced table, text)`.
+    /// Then the field's own checks (choices, formats, ranges) apply.
+    public static func parse(_ raw: String, field: FieldSchema, table: TableSchema,
+                             resolve: (String, String) throws -> RowID) throws -> Value {
+        let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        let name = "\(table.name).\(field.name)\(field.label.isEmpty ? "" : " (\(field.label))")"
+        if text.isEmpty { return .null }
+        let value: Value
+        switch field.type {
+        case .text:
+            value = .text(text)
+        case .integer:
+            guard let integer = Int64(text) else { throw LinliError(.invalidInput, "\(name) takes a whole number, not \(text)") }
+            value = .integer(integer)
+        case .real:
+            guard let real = Double(text), real.isFinite else { throw LinliError(.invalidInput, "\(name) takes a number, not \(text)") }
+            value = .real(real)
+        case .boolean:
+            switch text.lowercased() {
+            case "是", "true", "yes", "1", "y": value = .boolean(true)
+            case "否", "false", "no", "0", "n": value = .boolean(false)
+            default: throw LinliError(.invalidInput, "\(name) takes 是 or 否 (yes or no), not \(text)")
+            }
+        case .date:
+            value = .text(["今天", "today"].contains(text.lowercased()) ? today() : text)
+        case .timestamp:
+            if ["现在", "now"].contains(text.lowercased()) {
+                value = .integer(Int64(Date().timeIntervalSince1970 * 1000))
+            } else {
+                let formatter = DateFormatter()
+                formatter.locale = Locale(identifier: "en_US_POSIX")
+                var parsed: Date?
+                for format in ["yyyy-MM-dd HH:mm", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd"] where parsed == nil {
+                    formatter.dateFormat = format
+                    parsed = formatter.date(from: text)
+                }
+                guard let parsed else { throw LinliError(.invalidInput, "\(name) takes a time YYYY-MM-DD HH:MM (or 现在), not \(text)") }
+                value = .integer(Int64(parsed.timeIntervalSince1970 * 1000))
+            }
+        case .bytes:
+            guard let bytes = Hex.decode(text) else { throw LinliError(.invalidInput, "\(name) takes hex digits, not \(text)") }
+            value = .bytes(Data(bytes))
+        case .reference:
+            value = .bytes(try resolve(field.references ?? "", text).data)
+        }
+        do { try field.check(value, table: table.name) } catch { throw LinliError(.invalidInput, error.message) }
+        return value
+    }
+
+    /// A resolver for places that take whole record ids only.
+    public static func wholeID(_ table: String, _ text: String) throws -> RowID {
+        guard let row = RowID(hex: text.lowercased()) else {
+            throw LinliError(.invalidInput, "give the whole 32-digit id of the \(table.isEmpty ? "referenced" : table) record, not \(text)")
+        }
+        return row
+    }
+}
