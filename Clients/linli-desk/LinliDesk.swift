@@ -138,7 +138,7 @@ struct Desk {
         guard let field = table.field(fieldName) else {
             throw LinliError(.invalidInput, "\(tableName) has no field \(fieldName)")
         }
-        return try FieldInput.parse(text, field: field, table: table, resolve: FieldInput.wholeID)
+        return try FieldText.parse(text, field: field, table: table, resolve: FieldText.wholeID)
     }
 }
 

@@ -48,61 +48,6 @@ public struct RecordView: Sendable {
     }
 }
 
-/// Turning values into text for people and back.
-public enum FieldText {
-    /// `value` as people read it; personal fields masked unless `reveal`.
-    public static func show(_ value: Value, field: FieldSchema, reveal: Bool) -> String {
-        let text: String
-        switch value {
-        case .null: return ""
-        case .text(let string): text = string
-        case .integer(let integer): text = field.type == .timestamp ? timestamp(integer) : String(integer)
-        case .real(let real): text = real == real.rounded() && abs(real) < 1e15 ? String(Int64(real)) : String(real)
-        case .boolean(let flag): text = flag ? "是" : "否"
-        case .bytes(let data): text = Hex.encode(data)
-        }
-        return field.personal && !reveal ? mask(text, field: field) : text
-    }
-
-    /// Masks personal data for the screen: a citizen ID keeps its region
-    /// and last four characters (110105********002X), a phone its first
-    /// three and last four digits (138****5678), a name its first
-    /// character (张**), anything else its first quarter.
-    public static func mask(_ text: String, field: FieldSchema) -> String {
-        let characters = Array(text)
-        func keep(_ head: Int, _ tail: Int) -> String {
-            guard characters.count > head + tail else { return String(repeating: "*", count: max(characters.count, 1)) }
-            return String(characters.prefix(head)) + String(repeating: "*", count: characters.count - head - tail) + String(characters.suffix(tail))
-        }
-        switch field.format {
-        case .citizenID: return keep(6, 4)
-        case .phone, .mobile: return characters.count >= 11 ? keep(3, 4) : keep(2, 2)
-        default: break
-        }
-        if field.name == "name" || field.name.hasSuffix("_name") || field.name == "landlord" {
-            return keep(1, 0)
-        }
-        return keep(max(1, characters.count / 4), 0)
-    }
-
-    static func timestamp(_ milliseconds: Int64) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm"
-        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
-    }
-
-    /// Today's date, `YYYY-MM-DD`, in this device's time zone.
-    public static func today(_ now: Date = Date()) -> String { FieldInput.today(now) }
-
-    /// Parses what a person typed for `field` (``FieldInput/parse``).
-    /// References go through `resolve` (a row id or an unambiguous start of one).
-    public static func parse(_ raw: String, field: FieldSchema, table: TableSchema,
-                             resolve: (String, String) throws -> RowID) throws -> Value {
-        try FieldInput.parse(raw, field: field, table: table, resolve: resolve)
-    }
-}
-
 /// The records of one replica, as a field client reads and writes them.
 public struct Records: Sendable {
     public let store: ReplicaStore

@@ -1062,23 +1062,16 @@ struct DeskForm: Sendable {
 
 // MARK: - Values as text
 
-/// Typed values as staff read and type them: parsed by ``FieldInput``
+/// Typed values as staff read and type them: parsed by ``FieldText``
 /// (the field clients' parser), references as whole ids.
 enum DeskFieldText {
     static func parse(_ raw: String, field: FieldSchema, table: TableSchema) throws -> Value {
-        try FieldInput.parse(raw, field: field, table: table, resolve: FieldInput.wholeID)
+        try FieldText.parse(raw, field: field, table: table, resolve: FieldText.wholeID)
     }
 
     /// The value as text to edit: what ``parse`` reads back.
     static func edit(_ value: Value, field: FieldSchema?) -> String {
-        switch value {
-        case .null: ""
-        case .text(let text): text
-        case .integer(let integer): field?.type == .timestamp ? timestamp(integer) : String(integer)
-        case .real(let real): real == real.rounded() && abs(real) < 1e15 ? String(Int64(real)) : String(real)
-        case .boolean(let flag): flag ? "是" : "否"
-        case .bytes(let data): Hex.encode(data)
-        }
+        FieldText.show(value, field: field ?? FieldSchema("value", .text), reveal: true)
     }
 
     /// The value to read, personal data masked when `masked`.
@@ -1088,23 +1081,8 @@ enum DeskFieldText {
         return mask(text, field: field)
     }
 
-    /// A citizen ID keeps its region and last four characters, a phone its
-    /// first three and last four digits, a name its first character,
-    /// anything else its first quarter (as the field clients show them).
-    static func mask(_ text: String, field: FieldSchema) -> String {
-        let characters = Array(text)
-        func keep(_ head: Int, _ tail: Int) -> String {
-            guard characters.count > head + tail else { return String(repeating: "*", count: max(characters.count, 1)) }
-            return String(characters.prefix(head)) + String(repeating: "*", count: characters.count - head - tail) + String(characters.suffix(tail))
-        }
-        switch field.format {
-        case .citizenID: return keep(6, 4)
-        case .phone, .mobile: return characters.count >= 11 ? keep(3, 4) : keep(2, 2)
-        default: break
-        }
-        if field.name == "name" || field.name.hasSuffix("_name") || field.name == "landlord" { return keep(1, 0) }
-        return keep(max(1, characters.count / 4), 0)
-    }
+    /// Masked as the field clients show it (``FieldText/mask(_:field:)``).
+    static func mask(_ text: String, field: FieldSchema) -> String { FieldText.mask(text, field: field) }
 
     static func typeHint(_ field: FieldSchema) -> String {
         var hint: String = switch field.type {
@@ -1127,13 +1105,6 @@ enum DeskFieldText {
         if let choices = field.choices, !choices.isEmpty { hint += "：" + choices.joined(separator: " / ") }
         if let minimum = field.minimum, let maximum = field.maximum { hint += "（\(edit(.real(minimum), field: nil)) – \(edit(.real(maximum), field: nil))）" }
         return hint
-    }
-
-    static func timestamp(_ milliseconds: Int64) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm"
-        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
     }
 }
 
