@@ -351,9 +351,6 @@ struct Bulk: AsyncParsableCommand {
     @Option(help: "Why (kept in the audit trail of each item); needed with --apply.") var note: String?
     @Flag(help: "Print JSON.") var json = false
 
-    /// Items per change set: each takes two rows (the record and its audit record).
-    static let itemsPerChangeSetMax = 200
-
     func run() async throws {
         try await guarded(program) {
             guard rule == "newest" else { throw LinliError(.invalidInput, "unknown rule \(rule); the rule is newest") }
@@ -382,7 +379,7 @@ struct Bulk: AsyncParsableCommand {
             var resolved = 0
             var start = 0
             while start < items.count {
-                let group = items[start..<min(items.count, start + Self.itemsPerChangeSetMax)]
+                let group = items[start..<min(items.count, start + Limits.deskResolutionsPerChangeSetMax)]
                 try desk.client.store.resolve(group.map { ($0, ReviewAction.newest) }, note: note, as: desk.client.identity)
                 resolved += group.count
                 start += group.count

@@ -10,39 +10,6 @@ import Metrics
 import Mustache
 import NIOCore
 
-// The desk's limits. They belong with the others in LinliCore's
-// `Limits.swift`; they live here until that file is next edited, under the
-// names they will keep there.
-extension Limits {
-    /// A desk session ends after this long without a request.
-    public static let deskSessionIdleSecondsMax: UInt64 = 30 * 60
-    /// And after this long in any case: a working day, then log in again.
-    public static let deskSessionLifetimeSecondsMax: UInt64 = 12 * 3600
-    /// Sessions held at once; past it, the least recently used one ends.
-    public static let deskSessionsMax = 10_000
-    /// Failed logins of one user name that cost nothing; after them each
-    /// further try waits, 1 s doubling per failure up to the maximum.
-    public static let deskLoginFailuresFree = 3
-    public static let deskLoginDelaySecondsMax: UInt64 = 300
-    /// A user name's failures are forgotten after this long without one.
-    public static let deskLoginFailuresKeptSecondsMax: UInt64 = 3600
-    /// User names whose failures are remembered at once.
-    public static let deskLoginNamesMax = 10_000
-    /// Password checks running at once (each Argon2id check takes 64 MiB).
-    public static let deskLoginsInFlightMax = 4
-    /// A desk form's body.
-    public static let deskFormBytesMax = 1 << 20
-    /// A resolution's note.
-    public static let deskNoteBytesMax = 4_000
-    /// Rows the queue page shows; the count says how many there are.
-    public static let deskQueueRowsMax = 500
-    /// Conflicts one bulk resolution takes.
-    public static let deskBulkItemsMax = 2_000
-    /// Resolutions per signed change set (each is a write and an audit row,
-    /// well inside ``rowsPerChangeSetMax``).
-    public static let deskResolutionsPerChangeSetMax = 200
-}
-
 /// The staff's conflict desk as web pages on the sync server, under `/desk`.
 ///
 /// | method and path | what it does |

@@ -93,7 +93,7 @@ struct DeskBenchmark: ParsableCommand {
         resolveSeconds = try Stopwatch.seconds {
             var start = 0
             while start < queue.count {
-                let group = queue[start..<min(queue.count, start + 200)]
+                let group = queue[start..<min(queue.count, start + Limits.deskResolutionsPerChangeSetMax)]
                 try store.resolve(group.map { ($0, ReviewAction.newest) }, note: "以最新登记为准", as: staff)
                 start += group.count
             }
