@@ -102,6 +102,10 @@ public enum Limits {
 
     // MARK: The conflict desk (the /desk web page)
 
+    /// The server checks the review queue after merges at most this often
+    /// (``ReviewWatch``); staff reading the queue always see it recomputed.
+    public static let reviewCheckIntervalMillisecondsMin = 1_000
+
     /// A desk session ends after this long without a request.
     public static let deskSessionIdleSecondsMax: UInt64 = 30 * 60
     /// And after this long in any case: a working day, then log in again.

@@ -515,6 +515,7 @@ public final class DeskWeb: Sendable {
                     guard let fresh = try storage.reviewItem(id, scopes: nil, invariants: invariants) else { return .vanished }
                     guard Self.version(fresh) == expected else { return .changed }
                     _ = try storage.resolve([(fresh, action)], note: note, as: identity)
+                    self.service.reviewWatch.merged()
                     return .resolved
                 }
             }
@@ -715,6 +716,7 @@ public final class DeskWeb: Sendable {
                 return (resolved, skipped, nil)
             }
         }
+        if resolved > 0 { service.reviewWatch.merged() }
         Counter(label: "linli_desk_resolutions_total", dimensions: [("kind", "bulk_newest")]).increment(by: resolved)
         logger.info("desk bulk resolution", metadata: ["user": "\(identity.user)", "grid": "\(grid)", "table": "\(table)",
                                                        "field": "\(field)", "resolved": "\(resolved)", "skipped": "\(skipped)"])

@@ -24,13 +24,16 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     private let storage: any SyncStorage
+    /// Called after a commit that merged something.
+    private let merged: @Sendable () -> Void
     private let lock = NSLock()
     private var waiting: [Waiter] = []
     private var committing = false
     private let queue = DispatchQueue(label: "linli.group-commit", qos: .userInitiated)
 
-    init(storage: any SyncStorage) {
+    init(storage: any SyncStorage, merged: @escaping @Sendable () -> Void = {}) {
         self.storage = storage
+        self.merged = merged
     }
 
     /// Commits `offered` (one push's change sets, in order) and returns
@@ -71,6 +74,7 @@ final class GroupCommitter: @unchecked Sendable {
                 let outcomes = try storage.apply(group.flatMap(\.offered), policy: .gatekeeper)
                 Timer(label: "linli_push_commit_seconds").recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
                 Recorder(label: "linli_group_commit_pushes").record(group.count)
+                if outcomes.contains(where: { if case .applied = $0.status { true } else { false } }) { merged() }
                 var start = 0
                 for waiter in group {
                     let end = start + waiter.offered.count

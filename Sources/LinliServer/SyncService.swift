@@ -18,6 +18,8 @@ public final class SyncService: Sendable {
     let snapshots: SnapshotCache
     /// The rules across records the review queue checks.
     public let invariants: [Invariant]
+    /// Checks the review queue after merges and logs broken invariants.
+    public let reviewWatch: ReviewWatch
 
     /// `identity` signs bootstrap snapshots (nil: the server offers none);
     /// `snapshotFolder` is where it keeps them.
@@ -27,7 +29,9 @@ public final class SyncService: Sendable {
         self.storage = storage
         self.invariants = invariants
         self.clock = clock
-        committer = GroupCommitter(storage: storage)
+        let watch = ReviewWatch(storage: storage, invariants: invariants)
+        reviewWatch = watch
+        committer = GroupCommitter(storage: storage, merged: { watch.merged() })
         snapshots = SnapshotCache(storage: storage, identity: identity,
                                   folder: snapshotFolder ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("linli-snapshots-\(UUID().uuidString)"),
                                   clock: clock)
