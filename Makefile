@@ -5,7 +5,7 @@
 #                linli-kiosk record offline, sync, meet a conflict, verify a
 #                kiosk submission; the replicas are compared
 #   make test    every test (unit, property, vectors, store); what CI runs
-#   make bench   linli-bench merge --json and sync --json, release build
+#   make bench   linli-bench merge, sync, bootstrap and desk (--json), release build
 #
 # Each target installs the system libraries it needs when they are missing.
 
