@@ -249,7 +249,10 @@ extension ReplicaStore {
         }
         do { try checkSchema(signed.changeSet) } catch { return try refuseInChain(error) }
         if policy.checksTableRules {
-            do { try checkTableRules(signed.changeSet, session: session) } catch let error as LinliError where error.code != .storage {
+            do {
+                try checkTableRules(signed.changeSet, session: session)
+                try checkResolutions(signed.changeSet, session: session)
+            } catch let error as LinliError where error.code != .storage {
                 return try refuseInChain(error)
             }
         }
@@ -373,6 +376,34 @@ extension ReplicaStore {
             let written = writes[table.name]?[row] ?? [:]
             let values = try session.shownValues(table: table, row: row).merging(written) { $1 }
             try table.checkRules(values, touching: Set(written.keys))
+        }
+    }
+
+    /// Gatekeeper only: a resolution must still find what it judged. When
+    /// none of the values a resolution replaces survives any more, someone
+    /// settled the item meanwhile (two staff on one item, or a bulk run
+    /// twice): the later resolution is refused and kept, and its author
+    /// sees why, instead of a new conflict between the two decisions.
+    func checkResolutions(_ changeSet: ChangeSet, session: MergeSession) throws {
+        let decisions: Set<String> = [ResolutionDecision.chosen.rawValue, ResolutionDecision.corrected.rawValue, ResolutionDecision.newestWins.rawValue]
+        for audit in changeSet.rows where audit.table == ReviewSchema.resolution {
+            var fields: [String: Value] = [:]
+            for write in audit.writes { fields[write.field] = write.value }
+            guard let decision = fields["decision"]?.text, decisions.contains(decision),
+                  let table = fields["subject_table"]?.text, let rowText = fields["subject_row"]?.text, let row = RowID(hex: rowText),
+                  let field = fields["subject_field"]?.text,
+                  let settled = changeSet.rows.first(where: { $0.table == table && $0.row == row })?.writes.first(where: { $0.field == field }),
+                  !settled.replaces.isEmpty else { continue }
+            let fieldN = try session.nameNumber(field)
+            let current = try MergeSession.survivors(of: fieldN, in: session.survivors(table: table, row: row))
+            var alive = Set<Dot>()
+            for stored in current { alive.insert(Dot(device: try session.deviceID(stored.deviceN), seq: stored.seq, index: stored.index)) }
+            if !settled.replaces.contains(where: alive.contains) {
+                throw LinliError(
+                    .conflict,
+                    "item \(fields["item"]?.text ?? "?") (\(table).\(field) of \(row.hex.prefix(8))) was settled meanwhile: none of the values this resolution replaces is current any more",
+                    hint: "look at the queue again; the item is closed or has changed")
+            }
         }
     }
 

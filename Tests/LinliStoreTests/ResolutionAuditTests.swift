@@ -93,4 +93,44 @@ import Testing
         #expect(try other.quarantined().count == changeSets.count)
         #expect(try other.auditResolutions().isEmpty)
     }
+
+    @Test func aSecondResolutionOfTheSameItemIsRefusedByTheGatekeeperAndShownToStaff() throws {
+        let (server, row) = try conflicted()
+        let item = try #require(try server.reviewQueue().first)
+        let other = Fixtures.identity(4, user: "陈静")
+        try server.registerDeviceKey(device: other.device, publicKey: other.key.publicKey, role: .staff)
+        // Two desks read the same item and decide differently, each on its
+        // own small replica (which does not hold the record).
+        var desks: [ReplicaStore] = []
+        for identity in [staff, other] {
+            let desk = try ReplicaStore(path: nil, schema: Fixtures.schema)
+            try desk.registerDeviceKey(device: identity.device, publicKey: identity.key.publicKey, role: .staff)
+            desks.append(desk)
+        }
+        let first = try desks[0].resolve([(item, .choose(0))], note: "本人确认", as: staff)
+        let second = try desks[1].resolve([(item, .choose(1))], note: "邻居确认", as: other)
+        let accepted = try server.apply(first, policy: .gatekeeper)
+        #expect(accepted.allSatisfy { if case .applied = $0.status { true } else { false } })
+        let refused = try server.apply(second, policy: .gatekeeper)
+        let error = try #require(refused.compactMap { if case .refused(let error) = $0.status { error } else { nil } }.first)
+        #expect(error.code == .conflict)
+        #expect(error.message.contains("settled meanwhile"))
+        // The first decision stands, with no new conflict; the second waits
+        // in the queue as a refused change set, its reason shown.
+        #expect(try server.row("person", row)?["phone"] == item.values[0].value)
+        #expect(try server.conflicts().isEmpty)
+        let queue = try server.reviewQueue()
+        #expect(queue.count == 1)
+        #expect(queue.first?.kind == .refused)
+        #expect(queue.first?.refusal?.user == "陈静")
+        // Without the gatekeeper (a replica), both merge and the two decisions compete.
+        let replica = try ReplicaStore(path: nil, schema: Fixtures.schema)
+        for identity in [li, zhao, staff, other] {
+            try replica.registerDeviceKey(device: identity.device, publicKey: identity.key.publicKey,
+                                          role: [staff.device, other.device].contains(identity.device) ? .staff : .inspector, grids: ["G1"])
+        }
+        _ = try replica.apply(try server.changeSets().map(\.envelope))
+        _ = try replica.apply(second)
+        #expect(try replica.conflicts().count == 1)
+    }
 }
