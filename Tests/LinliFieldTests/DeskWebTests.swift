@@ -219,13 +219,30 @@ import Testing
             #expect(refused.body.contains("The user name or the password is wrong"))
             #expect(!refused.setCookies.contains { $0.hasPrefix("linli_desk=") && !$0.hasPrefix("linli_desk=;") })
         }
-        // Two more failures for the name, then even the right password waits.
-        _ = try await Plain.login(desk.url, user: Self.staff, password: "wrong again")
-        let wrong = try await Plain.login(desk.url, user: Self.staff, password: "wrong a third time")
-        #expect(wrong.status == 401)
+        // More failures for the name: after three, each one makes the next
+        // try wait (1 s, then 2 s, 4 s...). Tries during a wait are answered
+        // 429 and not counted. After the fifth counted failure the wait is
+        // 4 s, long enough that even a busy machine sends the next try
+        // inside it: then even the right password waits.
+        var counted = 1
+        while counted < 5 {
+            let wrong = try await Plain.login(desk.url, user: Self.staff, password: "wrong again \(counted)")
+            if wrong.status == 429 {
+                #expect(wrong.body.contains("Too many failed logins"))
+                let seconds = UInt64(wrong.headers["retry-after"] ?? "") ?? 0
+                #expect((1...Limits.deskLoginDelaySecondsMax).contains(seconds), "Retry-After \(wrong.headers["retry-after"] ?? "none")")
+                try await Task.sleep(nanoseconds: seconds * 1_000_000_000 + 100_000_000)
+                continue
+            }
+            #expect(wrong.status == 401, "\(wrong.status)")
+            counted += 1
+        }
         let throttled = try await Plain.login(desk.url, user: Self.staff, password: Self.password)
         #expect(throttled.status == 429 && throttled.body.contains("Too many failed logins"), "\(throttled.status)")
-        try await Task.sleep(nanoseconds: 1_200_000_000)
+        #expect(!throttled.setCookies.contains { $0.hasPrefix("linli_desk=") && !$0.hasPrefix("linli_desk=;") })
+        let waitSeconds = UInt64(throttled.headers["retry-after"] ?? "") ?? 4
+        #expect((1...4).contains(waitSeconds), "Retry-After \(throttled.headers["retry-after"] ?? "none")")
+        try await Task.sleep(nanoseconds: waitSeconds * 1_000_000_000 + 200_000_000)
 
         // The right password after the wait: a session.
         let login = try await Plain.login(desk.url, user: Self.staff, password: Self.password)
