@@ -1,10 +1,12 @@
 # Linli: set-up and everyday commands.
 #
 #   make demo    a district day: linli-admin enrols the server, two inspectors, a
-#                kiosk and staff; linli-server starts on loopback; linli and
-#                linli-kiosk record offline, sync, meet a conflict, verify a
-#                kiosk submission; the replicas are compared
-#   make test    every test (unit, property, vectors, store); what CI runs
+#                kiosk, staff and a conflict desk; linli-server starts on
+#                loopback; linli and linli-kiosk record offline, sync, meet a
+#                conflict, verify a kiosk submission; linli-desk settles the
+#                conflict; the replicas are compared
+#   make test    every test (unit, property, vectors, store, the real programs,
+#                the desk page in headless Chromium); what CI runs
 #   make bench   linli-bench merge, sync, bootstrap and desk (--json), release build
 #
 # Each target installs the system libraries it needs when they are missing.
