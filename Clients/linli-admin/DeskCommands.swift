@@ -112,10 +112,7 @@ enum DeskPassword {
     static func read(file: String?) throws -> String {
         let password: String
         if let file {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw LinliError(.notFound, "cannot read the password file \(file)")
-            }
-            password = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+            password = try Passphrase.firstLine(of: file, what: "password")
         } else {
             guard isatty(STDIN_FILENO) != 0, let first = getpass("staff password: ").map({ String(cString: $0) }),
                   let second = getpass("the same password again: ").map({ String(cString: $0) }) else {

@@ -92,13 +92,16 @@ struct GridEntry: Codable, Equatable {
 }
 
 enum Passphrase {
-    static func read(file: String?, prompt: String) throws -> String {
-        if let file {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw LinliError(.notFound, "cannot read the passphrase file \(file)")
-            }
-            return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+    /// The first line of a secret's file (a passphrase or password file).
+    static func firstLine(of file: String, what: String) throws -> String {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw LinliError(.notFound, "cannot read the \(what) file \(file)")
         }
+        return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+    }
+
+    static func read(file: String?, prompt: String) throws -> String {
+        if let file { return try firstLine(of: file, what: "passphrase") }
         if let value = ProcessInfo.processInfo.environment["LINLI_PASSPHRASE"] { return value }
         guard isatty(STDIN_FILENO) != 0, let entered = getpass(prompt) else {
             throw LinliError(.invalidInput, "no passphrase given", hint: "use --passphrase-file FILE or set LINLI_PASSPHRASE")

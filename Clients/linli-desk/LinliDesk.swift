@@ -125,7 +125,7 @@ struct Desk {
 
     /// Parses text a person typed for `table.field`; references take full ids.
     func parse(_ text: String, table tableName: String, field fieldName: String) throws -> Value {
-        guard let table = device.schema.table(tableName) ?? client.store.schema.table(tableName) else {
+        guard let table = client.store.schema.table(tableName) else {
             throw LinliError(.invalidInput, "this desk's schema has no table \(tableName)", hint: "update the desk's schema pack")
         }
         if fieldName == MergeRules.deletedField {
@@ -142,11 +142,7 @@ struct Desk {
     }
 }
 
-func timeText(_ milliseconds: UInt64) -> String {
-    let formatter = DateFormatter()
-    formatter.dateFormat = "yyyy-MM-dd HH:mm"
-    return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
-}
+func timeText(_ milliseconds: UInt64) -> String { FieldText.timestamp(Int64(milliseconds)) }
 
 func ageText(_ milliseconds: UInt64) -> String {
     let now = UInt64(Date().timeIntervalSince1970 * 1000)
@@ -357,7 +353,7 @@ struct Bulk: AsyncParsableCommand {
             let desk = try Desk.open(device)
             let items = try await desk.client.reviewQueue(ReviewFilter(grid: grid, table: table, kind: .conflict, field: field))
             let preview = items.map { item -> (ReviewItem, ReviewValue) in
-                (item, item.values.max { ($0.hlc, $0.dot.device) < ($1.hlc, $1.dot.device) }!)
+                (item, item.newestValue!)
             }
             if json, !apply {
                 printJSON(preview.map { item, kept -> [String: Any] in

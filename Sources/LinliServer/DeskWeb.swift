@@ -652,7 +652,7 @@ public final class DeskWeb: Sendable {
             "tableLabel": tableLabel(table), "fieldLabel": fieldLabel(table, field) ?? field,
             "count": items.count, "shown": taken.count, "truncated": items.count > taken.count, "hasItems": !taken.isEmpty,
             "items": taken.map { item -> [String: Any] in
-                let newest = Self.newest(item)
+                let newest = item.newestValue
                 return ["id": item.id, "record": String((item.row ?? "").prefix(8)),
                         "competing": item.values.map { "\(text($0))（\($0.user), \(Self.time($0.time))）" }.joined(separator: " / "),
                         "newest": newest.map(text) ?? "—"]
@@ -661,11 +661,6 @@ public final class DeskWeb: Sendable {
             "csrf": session.csrf, "noteMax": Limits.deskNoteBytesMax, "note": note,
         ]
         return pages.render(pages.bulk, context, title: "批量处理 · Bulk resolution", session: session, flash: flash, error: error)
-    }
-
-    /// The value "newest wins" keeps: the one with the greatest clock (then device), as ``ReplicaStore/resolve`` does.
-    static func newest(_ item: ReviewItem) -> ReviewValue? {
-        item.values.max { ($0.hlc, $0.dot.device) < ($1.hlc, $1.dot.device) }
     }
 
     func bulkApply(_ request: Request) async throws -> Response {
@@ -1045,13 +1040,9 @@ enum DeskFieldText {
 
     /// The value to read, personal data masked when `masked`.
     static func show(_ value: Value, field: FieldSchema?, masked: Bool) -> String {
-        let text = edit(value, field: field)
-        guard masked, let field, field.personal else { return text }
-        return mask(text, field: field)
+        guard let field else { return edit(value, field: nil) }
+        return FieldText.show(value, field: field, reveal: !masked)
     }
-
-    /// Masked as the field clients show it (``FieldText/mask(_:field:)``).
-    static func mask(_ text: String, field: FieldSchema) -> String { FieldText.mask(text, field: field) }
 
     static func typeHint(_ field: FieldSchema) -> String {
         var hint: String = switch field.type {

@@ -60,9 +60,7 @@ public final class LocalTransaction {
     public func create(_ tableName: String, _ values: [String: Value]) throws -> RowID {
         let table = try declaredTable(tableName)
         try check(table, values)
-        for field in table.fields where field.required && (values[field.name] ?? .null).isNull {
-            throw LinliError(.invalidInput, "\(field.label.isEmpty ? field.name : "\(field.label) (\(field.name))") is required for a new \(table.name)")
-        }
+        try checkRequired(table, values)
         try checkRules(table, values, written: Set(values.keys))
         let scope: Scope
         switch table.scope {
@@ -77,9 +75,7 @@ public final class LocalTransaction {
         case .subject:
             throw LinliError(.invalidInput, "a \(table.name) lives in the scope of the record it is about; write it with record(_:scope:_:)")
         }
-        let row = RowID.random()
-        add(table.name, row, scope: scope, values: values.filter { !$0.value.isNull }.merging([MergeRules.deletedField: .boolean(false)]) { $1 }, deleting: false)
-        return row
+        return addNew(table, scope: scope, values)
     }
 
     /// Changes fields of an existing row.
@@ -156,9 +152,18 @@ public final class LocalTransaction {
             throw LinliError(.outOfScope, "a \(table.name) cannot be written in the system scope")
         }
         try check(table, values)
+        try checkRequired(table, values)
+        return addNew(table, scope: scope, values)
+    }
+
+    private func checkRequired(_ table: TableSchema, _ values: [String: Value]) throws(LinliError) {
         for field in table.fields where field.required && (values[field.name] ?? .null).isNull {
             throw LinliError(.invalidInput, "\(field.label.isEmpty ? field.name : "\(field.label) (\(field.name))") is required for a new \(table.name)")
         }
+    }
+
+    /// A new row: its non-empty values, not deleted.
+    private func addNew(_ table: TableSchema, scope: Scope, _ values: [String: Value]) -> RowID {
         let row = RowID.random()
         add(table.name, row, scope: scope, values: values.filter { !$0.value.isNull }.merging([MergeRules.deletedField: .boolean(false)]) { $1 }, deleting: false)
         return row

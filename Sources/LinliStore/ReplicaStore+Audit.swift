@@ -35,27 +35,26 @@ extension ReplicaStore {
     public func auditResolutions() throws -> [AuditEntry] {
         try run {
             try writer.read { db in
-                let resolutions = try Row.fetchAll(db, sql: """
-                    SELECT id, _scope, kind, item, decision, subject_table, subject_row, subject_field, value, replaced, note
+                var resolutions: [Data: Row] = [:]
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT id, kind, item, decision, subject_table, subject_row, subject_field, value, replaced, note
                     FROM \(StoreSchema.quoted(ReviewSchema.resolution))
-                    """)
+                    """) { resolutions[row["id"]] = row }
+                guard !resolutions.isEmpty else { return [] }
+                // One pass over the log: the table's name appears as it is
+                // in every envelope that writes it, a cheap filter before
+                // decoding. The change set that made an audit row is the one
+                // that writes its `kind`.
                 var entries: [AuditEntry] = []
-                for resolution in resolutions {
-                    let rowBytes: Data = resolution["id"]
-                    guard let rowID = RowID(bytes: rowBytes) else { continue }
-                    let logged = try Row.fetchAll(db, sql: """
-                        SELECT l.position, l.envelope, d.device FROM linli_log l JOIN linli_device d ON d.n = l.device_n
-                        WHERE l.scope = ? AND instr(l.envelope, ?) > 0 ORDER BY l.position
-                        """, arguments: [resolution["_scope"] as String, rowBytes])
-                    // The change set that made the audit row: the first that writes its `kind`.
-                    for stored in logged {
-                        guard let signed = try? SignedChangeSet(envelope: stored["envelope"]) else { continue }
-                        guard signed.changeSet.rows.contains(where: { $0.table == ReviewSchema.resolution && $0.row == rowID && $0.writes.contains { $0.field == "kind" } }) else { continue }
+                for stored in try Row.fetchAll(db, sql: "SELECT position, envelope FROM linli_log WHERE instr(envelope, ?) > 0 ORDER BY position",
+                                               arguments: [Data(ReviewSchema.resolution.utf8)]) {
+                    guard let signed = try? SignedChangeSet(envelope: stored["envelope"]) else { continue }
+                    for change in signed.changeSet.rows where change.table == ReviewSchema.resolution && change.writes.contains(where: { $0.field == "kind" }) {
+                        guard let resolution = resolutions[change.row.data] else { continue }
                         entries.append(try audit(db, signed: signed, position: stored["position"], resolution: resolution))
-                        break
                     }
                 }
-                return entries.sorted { $0.position < $1.position }
+                return entries
             }
         }
     }

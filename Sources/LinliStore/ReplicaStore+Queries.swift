@@ -37,35 +37,35 @@ extension ReplicaStore {
     public func conflicts(table tableName: String? = nil, scope: Scope? = nil) throws -> [Conflict] {
         try run {
             try writer.read { db in
-                var result: [Conflict] = []
-                let lookup = try NameLookup(db)
-                for table in schema.tables where tableName == nil || table.name == tableName {
-                    var sql = "SELECT id, _scope, _deleted FROM \(StoreSchema.quoted(table.name)) WHERE _conflicts IS NOT NULL"
-                    var arguments: StatementArguments = []
-                    if let scope {
-                        sql += " AND _scope = ?"
-                        arguments += [scope.description]
-                    }
-                    sql += " ORDER BY id"
-                    for viewRow in try Row.fetchAll(db, sql: sql, arguments: arguments) {
-                        guard let row = RowID(bytes: viewRow["id"] as Data) else { continue }
-                        result += try fieldConflicts(db, table: table, row: row, scope: viewRow["_scope"], deleted: viewRow["_deleted"], lookup: lookup)
-                    }
-                }
-                return result
+                try conflicts(db, lookup: NameLookup(db), table: tableName, scope: scope).map(\.conflict)
             }
         }
     }
 
-    private func fieldConflicts(_ db: Database, table: TableSchema, row: RowID, scope: String, deleted: Bool, lookup: NameLookup) throws -> [Conflict] {
-        let survivors = try survivorsWithAuthors(db, table: table.name, row: row, lookup: lookup)
-        var conflicts: [Conflict] = []
-        let deleteWritten = survivors[MergeRules.deletedField]?.contains { $0.value.boolean == true } ?? false
-        for (field, values) in survivors.sorted(by: { $0.key < $1.key }) where values.count > 1 {
-            let kind: Conflict.Kind = (deleted || deleteWritten) && values.contains { $0.value.isNull } ? .deleteVersusEdit : .concurrentEdits
-            conflicts.append(Conflict(table: table.name, row: row, field: field, scope: scope, kind: kind, values: values))
+    /// The conflicts in one read transaction, each with the survivors of
+    /// its row's deletion mark (what a delete racing an edit shows).
+    func conflicts(_ db: Database, lookup: NameLookup, table tableName: String?, scope: Scope?) throws -> [(conflict: Conflict, deletion: [CompetingValue])] {
+        var result: [(conflict: Conflict, deletion: [CompetingValue])] = []
+        for table in schema.tables where tableName == nil || table.name == tableName {
+            var sql = "SELECT id, _scope, _deleted FROM \(StoreSchema.quoted(table.name)) WHERE _conflicts IS NOT NULL"
+            var arguments: StatementArguments = []
+            if let scope {
+                sql += " AND _scope = ?"
+                arguments += [scope.description]
+            }
+            sql += " ORDER BY id"
+            for viewRow in try Row.fetchAll(db, sql: sql, arguments: arguments) {
+                guard let row = RowID(bytes: viewRow["id"] as Data) else { continue }
+                let survivors = try survivorsWithAuthors(db, table: table.name, row: row, lookup: lookup)
+                let deletion = survivors[MergeRules.deletedField] ?? []
+                let deleted = (viewRow["_deleted"] as Bool) || deletion.contains { $0.value.boolean == true }
+                for (field, values) in survivors.sorted(by: { $0.key < $1.key }) where values.count > 1 {
+                    let kind: Conflict.Kind = deleted && values.contains { $0.value.isNull } ? .deleteVersusEdit : .concurrentEdits
+                    result.append((Conflict(table: table.name, row: row, field: field, scope: viewRow["_scope"], kind: kind, values: values), deletion))
+                }
+            }
         }
-        return conflicts
+        return result
     }
 
     /// Survivors of each field of one row, with their authors, shown first.

@@ -19,37 +19,48 @@ extension ReplicaStore {
     /// without field histories.
     public func reviewQueue(scopes: Set<Scope>? = nil, filter: ReviewFilter = ReviewFilter(),
                             invariants: [Invariant] = Invariant.community) throws -> [ReviewItem] {
+        try reviewQueue(scopes: scopes, filter: filter, kinds: filter.kind.map { [$0] } ?? Set(ReviewKind.allCases), invariants: invariants)
+    }
+
+    /// One open item with its field's history, or nil when it is settled
+    /// (or never was). Only the kind its id names is looked for.
+    public func reviewItem(_ id: String, scopes: Set<Scope>? = nil, invariants: [Invariant] = Invariant.community) throws -> ReviewItem? {
+        let kinds: Set<ReviewKind> = switch id.first {
+        case "c": [.conflict, .deleteVersusEdit]
+        case "r": [.refused]
+        case "i": [.invariant]
+        default: []
+        }
+        guard var item = try reviewQueue(scopes: scopes, filter: ReviewFilter(), kinds: kinds, invariants: invariants)
+            .first(where: { $0.id == id }) else { return nil }
+        if let table = item.table, let rowHex = item.row, let row = RowID(hex: rowHex), let field = item.field,
+           let scope = Scope(item.scope) {
+            item.history = try fieldHistory(table: table, row: row, field: field, scope: scope)
+        }
+        return item
+    }
+
+    private func reviewQueue(scopes: Set<Scope>?, filter: ReviewFilter, kinds: Set<ReviewKind>, invariants: [Invariant]) throws -> [ReviewItem] {
         let now = clock()
         let items = try run {
             try writer.read { db -> [ReviewItem] in
                 let lookup = try NameLookup(db)
                 var items: [ReviewItem] = []
-                if filter.kind == nil || filter.kind == .conflict || filter.kind == .deleteVersusEdit {
+                if kinds.contains(.conflict) || kinds.contains(.deleteVersusEdit) {
                     items += try conflictItems(db, lookup: lookup, table: filter.table)
                 }
-                if filter.kind == nil || filter.kind == .refused { items += try refusedItems(db) }
-                if filter.kind == nil || filter.kind == .invariant {
+                if kinds.contains(.refused) { items += try refusedItems(db) }
+                if kinds.contains(.invariant) {
                     for invariant in invariants { items += try invariantItems(db, invariant, lookup: lookup) }
                 }
                 return items
             }
         }
         return items.filter { item in
-            filter.matches(item, now: now) && (scopes.map { readable in
+            kinds.contains(item.kind) && filter.matches(item, now: now) && (scopes.map { readable in
                 ([item.scope] + item.records.map(\.scope)).contains { readable.contains(Scope($0) ?? .system) }
             } ?? true)
         }.sorted { ($0.detectedAt, $0.id) < ($1.detectedAt, $1.id) }
-    }
-
-    /// One open item with its field's history, or nil when it is settled
-    /// (or never was).
-    public func reviewItem(_ id: String, scopes: Set<Scope>? = nil, invariants: [Invariant] = Invariant.community) throws -> ReviewItem? {
-        guard var item = try reviewQueue(scopes: scopes, invariants: invariants).first(where: { $0.id == id }) else { return nil }
-        if let table = item.table, let rowHex = item.row, let row = RowID(hex: rowHex), let field = item.field,
-           let scope = Scope(item.scope) {
-            item.history = try fieldHistory(table: table, row: row, field: field, scope: scope)
-        }
-        return item
     }
 
     /// Every write this replica holds to one field, oldest first.
@@ -62,7 +73,7 @@ extension ReplicaStore {
                 // The row id's 16 bytes appear as they are in every envelope
                 // that writes the row: a cheap filter before decoding.
                 let rows = try Row.fetchAll(db, sql: """
-                    SELECT envelope, user FROM linli_log WHERE scope = ? AND instr(envelope, ?) > 0 ORDER BY position
+                    SELECT envelope FROM linli_log WHERE scope = ? AND instr(envelope, ?) > 0 ORDER BY position
                     """, arguments: [scope.description, row.data])
                 for stored in rows {
                     guard let signed = try? SignedChangeSet(envelope: stored["envelope"]) else { continue }
@@ -90,32 +101,20 @@ extension ReplicaStore {
     }
 
     private func conflictItems(_ db: Database, lookup: NameLookup, table tableName: String?) throws -> [ReviewItem] {
-        var items: [ReviewItem] = []
-        for table in schema.tables where tableName == nil || table.name == tableName {
-            guard table.name != ReviewSchema.resolution else { continue }
-            let rows = try Row.fetchAll(db, sql: "SELECT id, _scope, _deleted FROM \(StoreSchema.quoted(table.name)) WHERE _conflicts IS NOT NULL")
-            for viewRow in rows {
-                guard let row = RowID(bytes: viewRow["id"] as Data) else { continue }
-                let scope: String = viewRow["_scope"]
-                let survivors = try survivorsWithAuthors(db, table: table.name, row: row, lookup: lookup)
-                let deletion = survivors[MergeRules.deletedField] ?? []
-                let deleted = (viewRow["_deleted"] as Bool) || deletion.contains { $0.value.boolean == true }
-                for (field, values) in survivors.sorted(by: { $0.key < $1.key }) where values.count > 1 {
-                    let racesDelete = deleted && values.contains { $0.value.isNull }
-                    let kind: ReviewKind = racesDelete ? .deleteVersusEdit : .conflict
-                    let label = table.field(field)?.label ?? field
-                    let shown = values.map { "\($0.value)（\($0.user)）" }.joined(separator: " / ")
-                    var item = ReviewItem(
-                        id: Self.itemID("c", [table.name, row.hex, field]), kind: kind, scope: scope, grid: Self.grid(of: scope),
-                        table: table.name, row: row.hex, field: field, detectedAt: values.map(\.hlc.milliseconds).max() ?? 0,
-                        summary: "\(table.label.isEmpty ? table.name : table.label) \(row.hex.prefix(8)) \(label): \(shown)")
-                    item.values = values.map(ReviewValue.init)
-                    if racesDelete { item.deletion = deletion.map(ReviewValue.init) }
-                    items.append(item)
-                }
-            }
+        try conflicts(db, lookup: lookup, table: tableName, scope: nil).compactMap { conflict, deletion in
+            guard conflict.table != ReviewSchema.resolution, let table = schema.table(conflict.table) else { return nil }
+            let racesDelete = conflict.kind == .deleteVersusEdit
+            let label = table.field(conflict.field)?.label ?? conflict.field
+            let shown = conflict.values.map { "\($0.value)（\($0.user)）" }.joined(separator: " / ")
+            var item = ReviewItem(
+                id: Self.itemID("c", [table.name, conflict.row.hex, conflict.field]), kind: racesDelete ? .deleteVersusEdit : .conflict,
+                scope: conflict.scope, grid: Self.grid(of: conflict.scope), table: table.name, row: conflict.row.hex, field: conflict.field,
+                detectedAt: conflict.values.map(\.hlc.milliseconds).max() ?? 0,
+                summary: "\(table.label.isEmpty ? table.name : table.label) \(conflict.row.hex.prefix(8)) \(label): \(shown)")
+            item.values = conflict.values.map(ReviewValue.init)
+            if racesDelete { item.deletion = deletion.map(ReviewValue.init) }
+            return item
         }
-        return items
     }
 
     private func refusedItems(_ db: Database) throws -> [ReviewItem] {
@@ -326,7 +325,7 @@ extension ReplicaStore {
                 value = corrected
                 decision = .corrected
             case .newest:
-                value = item.values.max { ($0.hlc, $0.dot.device) < ($1.hlc, $1.dot.device) }!.value
+                value = item.newestValue!.value
                 decision = .newestWins
             default:
                 throw LinliError(.invalidInput, "a conflict is resolved by choosing a value or entering a corrected one, not by \(action)")

@@ -110,6 +110,10 @@ public struct ReviewItem: Codable, Sendable, Equatable {
     public var records: [ReviewRecord] = []
     /// The field's history (conflicts), filled when one item is shown.
     public var history: [ReviewHistoryEntry] = []
+
+    /// The value bulk resolution's rule keeps: the one written last (by
+    /// clock, then device id), which ``ReviewAction/newest`` writes.
+    public var newestValue: ReviewValue? { values.max { ($0.hlc, $0.dot.device) < ($1.hlc, $1.dot.device) } }
 }
 
 /// How to narrow the queue: by grid, table, kind and age.
