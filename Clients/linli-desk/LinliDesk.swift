@@ -118,8 +118,13 @@ struct Desk {
                 throw LinliError(.notPermitted, "the server refused: " + report.refused.joined(separator: "; "),
                                  hint: "the change is kept on the server for review; see `linli-desk queue --kind refused`")
             }
-        } catch let error as LinliError where [.unreachable, .unavailable, .storage].contains(error.code) {
-            printError("\(program): not sent yet (\(error.message)); it is kept here, run `linli-desk sync` when the server is reachable")
+        } catch let error as LinliError where SyncClient.retriedCodes.contains(error.code) {
+            // Signed and saved: sending it is the only thing left. Never
+            // invite a second signature.
+            printError("""
+                \(program): 处理结果已签名并保存在本机，尚未发送；请勿重复处理，服务器可达时运行 linli-desk sync。
+                  the resolution is signed and saved on this desk, not sent yet (\(error.message)); do not resolve it again: run `linli-desk sync` when the server is reachable
+                """)
         }
     }
 
@@ -414,13 +419,17 @@ struct Status: AsyncParsableCommand {
             do { waiting = try await desk.client.reviewQueue(ReviewFilter()).count } catch let error as LinliError where error.code == .unreachable {
                 waiting = nil
             }
+            let step = try SyncStep.last(in: desk.client.store, cursorName: desk.device.peerName)
             if json {
-                printJSON(["device": desk.device.settings.device, "user": desk.device.settings.user, "server": desk.device.settings.server,
-                           "unsent": unsent, "queue": waiting.map { $0 as Any } ?? NSNull()])
+                var object: [String: Any] = ["device": desk.device.settings.device, "user": desk.device.settings.user, "server": desk.device.settings.server,
+                                             "unsent": unsent, "queue": waiting.map { $0 as Any } ?? NSNull()]
+                object.merge(stepJSON(step)) { _, new in new }
+                printJSON(object)
                 return
             }
             print("desk \(desk.device.settings.device)  \(desk.device.settings.user)  server \(desk.device.settings.server)")
             print("unsent resolutions: \(unsent)")
+            print(stepLine(step))
             print("open items: \(waiting.map(String.init) ?? "unknown (server unreachable)")")
         }
     }

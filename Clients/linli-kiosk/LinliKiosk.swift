@@ -149,9 +149,10 @@ struct Status: AsyncParsableCommand {
                 printJSON(["device": opened.settings.device, "unsynced": status.unsynced,
                            "last_sync": status.lastSync.map { ISO8601DateFormatter().string(from: $0) } ?? NSNull(),
                            "refused": status.refused.map { ["seq": $0.seq, "code": $0.code, "message": $0.message] as [String: Any] },
-                           "records": status.counts, "digests": status.digests] as [String: Any])
+                           "records": status.counts, "digests": status.digests].merging(stepJSON(status.step)) { _, new in new } as [String: Any])
             } else {
                 print("kiosk \(opened.settings.device): \(status.unsynced) change set(s) waiting; last sync \(status.lastSync.map { "\($0)" } ?? "never")")
+                print(stepLine(status.step))
                 for refusal in status.refused { print("  refused \(refusal.seq): \(refusal.code): \(refusal.message)") }
             }
         }

@@ -69,18 +69,24 @@ struct Serve: AsyncParsableCommand {
             guard let contents = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the schema \(path)") }
             domain = try JSONDecoder().decode(Schema.self, from: contents)
         }
-        var identity: ServerIdentity?
-        if let keyPath = key ?? environment["LINLI_KEY"] ?? file["key"] {
-            guard let deviceHex = device ?? environment["LINLI_DEVICE"] ?? file["device"], let deviceID = DeviceID(hex: deviceHex) else {
-                throw ValidationError("a server key needs the server's device id: --device, LINLI_DEVICE or \"device\" (32 hex digits)")
-            }
-            guard let passphrasePath = keyPassphraseFile ?? environment["LINLI_KEY_PASSPHRASE_FILE"] ?? file["key_passphrase_file"],
-                  let passphrase = (try? String(contentsOfFile: passphrasePath, encoding: .utf8))?.split(separator: "\n", omittingEmptySubsequences: false).first
-            else {
-                throw ValidationError("a server key needs --key-passphrase-file (or LINLI_KEY_PASSPHRASE_FILE): a file whose first line unseals it")
-            }
-            identity = ServerIdentity(device: deviceID, key: try SealedKeyFile.open(keyPath, passphrase: String(passphrase)))
+        guard let keyPath = key ?? environment["LINLI_KEY"] ?? file["key"] else {
+            throw ValidationError("""
+                linli-server signs every answer with its own key, and none is configured. Enrol the server once:
+                  linli-admin device request --out server.req --key server.key --pin-file server.pin --label 同步服务器
+                  linli-admin device enroll server.req --dir AUTHORITY --role server --out server.bundle
+                then start it with --device (the id in server.req), --key server.key and --key-passphrase-file server.pin
+                (or LINLI_DEVICE, LINLI_KEY and LINLI_KEY_PASSPHRASE_FILE).
+                """)
         }
+        guard let deviceHex = device ?? environment["LINLI_DEVICE"] ?? file["device"], let deviceID = DeviceID(hex: deviceHex) else {
+            throw ValidationError("a server key needs the server's device id: --device, LINLI_DEVICE or \"device\" (32 hex digits)")
+        }
+        guard let passphrasePath = keyPassphraseFile ?? environment["LINLI_KEY_PASSPHRASE_FILE"] ?? file["key_passphrase_file"],
+              let passphrase = (try? String(contentsOfFile: passphrasePath, encoding: .utf8))?.split(separator: "\n", omittingEmptySubsequences: false).first
+        else {
+            throw ValidationError("a server key needs --key-passphrase-file (or LINLI_KEY_PASSPHRASE_FILE): a file whose first line unseals it")
+        }
+        let identity = ServerIdentity(device: deviceID, key: try SealedKeyFile.open(keyPath, passphrase: String(passphrase)))
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         let store = try ReplicaStore(path: (data as NSString).appendingPathComponent("server.sqlite"), schema: domain, authority: root)
         var logger = Logger(label: "linli-server")

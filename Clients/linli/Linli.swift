@@ -466,12 +466,14 @@ struct Status: AsyncParsableCommand {
                 object["pending_submissions"] = status.pending.count
                 object["records"] = status.counts
                 object["digests"] = status.digests
+                object.merge(stepJSON(status.step)) { _, new in new }
                 printJSON(object)
                 return
             }
             print("device \(settings.device)  \(settings.role)  \(settings.user)  grids: \(settings.grids.isEmpty ? "all" : settings.grids.joined(separator: ", "))")
             print("server \(settings.server); last sync: \(status.lastSync.map { "\($0)" } ?? "never")")
             print("unsynced change sets: \(status.unsynced)")
+            print(stepLine(status.step))
             if status.refused.isEmpty {
                 print("refused by the server: none")
             } else {

@@ -71,8 +71,46 @@ public func printError(_ text: String) {
 /// the terminal and exit status 2 (bad input) or 1, never a stack trace.
 public func guarded(_ program: String, _ body: () async throws -> Void) async throws {
     do { try await body() } catch let error as LinliError {
-        printError("\(program): \(error.message)\(error.hint.map { "\n  \($0)" } ?? "")")
+        printError(fieldMessage(program, error))
         throw ExitCode(error.code == .invalidInput || error.code == .malformed ? 2 : 1)
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as CleanExit {
+        throw error
+    } catch {
+        // Never a raw type name: what happened, what is kept, what to do.
+        printError(fieldMessage(program, LinliError(.storage, "an unexpected error stopped the command",
+                                                    hint: "what was saved before is kept; run it again, and if it repeats tell the administrator")))
+        if ProcessInfo.processInfo.environment["LINLI_DEBUG"] != nil { printError("  (\(String(reflecting: error)))") }
+        throw ExitCode(1)
+    }
+}
+
+/// An error for the person at the terminal, in Chinese and English: what
+/// happened, whether anything was lost, and what to do.
+public func fieldMessage(_ program: String, _ error: LinliError) -> String {
+    var lines = ["\(program): \(chineseSummary(error.code))", "  \(error.message)"]
+    if let hint = error.hint { lines.append("  \(hint)") }
+    return lines.joined(separator: "\n")
+}
+
+/// One line in Chinese per error code: what happened and what to do.
+public func chineseSummary(_ code: LinliError.Code) -> String {
+    switch code {
+    case .unreachable: "无法连接服务器，或连接中断。没有丢失任何数据；网络恢复后再同步即可。"
+    case .unavailable, .storage: "服务器暂时无法处理。没有丢失任何数据；稍后再同步。"
+    case .badAnswerSignature: "服务器的回答在途中损坏或无法验证，已拒收。没有丢失任何数据；再同步一次。"
+    case .replayedRequest, .badRequestSignature, .staleRequest: "服务器拒收了这次请求（签名或时间不符）。没有丢失任何数据；请检查设备时间后再同步。"
+    case .unknownDevice: "服务器不认识此设备。没有丢失任何数据；请管理员运行 linli-admin sync 后再同步。"
+    case .revoked: "此设备已被吊销，不能再同步。已录入的数据保存在设备上；请联系管理员。"
+    case .notPermitted, .outOfScope: "此操作不在本设备的权限范围内。没有丢失任何数据；请联系管理员。"
+    case .overLimit: "超出了限制。没有丢失任何数据；请按提示分批处理。"
+    case .invalidInput, .malformed, .schemaViolation: "输入有误，未保存。请按提示更正后再试。"
+    case .notFound: "找不到所指的记录或文件。没有改动任何数据。"
+    case .wrongPassphrase: "PIN 或口令不正确。没有改动任何数据。"
+    case .damagedFile: "文件或数据已损坏，已保留原件。没有丢失任何数据；请联系管理员。"
+    case .conflict: "记录已被他人改动。没有丢失任何数据；请重新查看后再处理。"
+    default: "操作被拒绝，原件已保留。没有丢失任何数据；请按提示处理。"
     }
 }
 
@@ -169,4 +207,21 @@ public struct Form {
         }
         return values
     }
+}
+
+/// Whether the device is in step with its server, for `status --json`:
+/// `in_step` (null before the first comparison), when it was checked, and
+/// what differs.
+public func stepJSON(_ step: SyncStep?) -> [String: Any] {
+    guard let step else { return ["in_step": NSNull(), "step_checked_at": NSNull(), "differences": [String]()] }
+    return ["in_step": step.inStep, "step_checked_at": ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(step.checkedAtMs) / 1000)),
+            "differences": step.differences]
+}
+
+/// The same for a person.
+public func stepLine(_ step: SyncStep?) -> String {
+    guard let step else { return "与服务器是否一致：尚未核对（同步一次即可） · in step with the server: not checked yet (sync once)" }
+    let when = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(step.checkedAtMs) / 1000))
+    if step.inStep { return "与服务器一致（核对于 \(when)） · in step with the server as of \(when)" }
+    return (["与服务器不一致（核对于 \(when)） · not in step with the server as of \(when):"] + step.differences.map { "  " + $0 }).joined(separator: "\n")
 }

@@ -10,11 +10,13 @@ extension SyncClient {
     /// device needs the district's queue, not the district's records.
     @discardableResult
     public func pushOnly(progress: @Sendable (SyncProgress) -> Void = { _ in }) async throws -> SyncReport {
-        try await Self.withHTTP(connection) { http in
+        try await withTransport { http in
             var report = SyncReport()
             let started = DispatchTime.now().uptimeNanoseconds
             try await push(http, &report, progress)
             report.milliseconds["push"] = elapsedMilliseconds(since: started)
+            // A desk holds no one else's records: only its own head counts.
+            try await compareHeads(http, &report, progress, ownOnly: true)
             return report
         }
     }
@@ -52,7 +54,7 @@ extension SyncClient {
     }
 
     private func get(_ path: String) async throws -> Data {
-        try await Self.withHTTP(connection) { http in
+        try await withTransport { http in
             var report = SyncReport()
             return try await send(http, "GET", path, body: Data(), report: &report, { _ in }).body
         }

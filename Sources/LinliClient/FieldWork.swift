@@ -226,6 +226,8 @@ public struct DeviceStatus: Sendable {
     public var pending: [RecordView]
     public var counts: [String: Int]
     public var digests: [String: String]
+    /// The last comparison with the server's heads (PROTOCOL.md 2.6).
+    public var step: SyncStep?
 
     public static func read(device: FieldDevice, store: ReplicaStore, records: Records) throws -> DeviceStatus {
         let scopes = try store.database.read { db in
@@ -242,6 +244,7 @@ public struct DeviceStatus: Sendable {
             conflicts: try store.conflicts().filter { !$0.table.hasPrefix(TrustSchema.reservedPrefix) },
             pending: device.role == .inspector || device.role == .staff ? try records.pendingSubmissions() : [],
             counts: try records.counts(),
-            digests: digests)
+            digests: digests,
+            step: try SyncStep.last(in: store, cursorName: device.peerName))
     }
 }

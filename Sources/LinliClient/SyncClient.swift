@@ -22,6 +22,11 @@ public struct SyncReport: Sendable, Equatable {
     public var retries = 0
     /// Whether the replica was first made from the server's snapshot.
     public var bootstrapped = false
+    /// Change sets fetched or sent again because the heads comparison
+    /// showed a difference (PROTOCOL.md 2.6).
+    public var repaired = 0
+    /// The comparison with the server's heads at the end of the sync.
+    public var step: SyncStep?
     /// Where the time went, in milliseconds: `push` (the pushes, waiting
     /// for the server included), `pull` (waiting for and reading pull
     /// answers) and `apply` (verifying and merging pulled pages here).
@@ -81,6 +86,10 @@ public final class SyncClient: Sendable {
     public var server: URL { connection.url }
     let attemptsMax: Int
     let clock: @Sendable () -> UInt64
+    /// Set: every exchange goes through it instead of HTTP (a simulation).
+    let transport: (any SyncTransport)?
+    /// Waits between attempts (nanoseconds); a simulation waits not at all.
+    let pause: @Sendable (UInt64) async throws -> Void
 
     public init(store: ReplicaStore, identity: DeviceIdentity, connection: ServerConnection, attemptsMax: Int = 5,
                 clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock) {
@@ -89,6 +98,28 @@ public final class SyncClient: Sendable {
         self.connection = connection
         self.attemptsMax = attemptsMax
         self.clock = clock
+        transport = nil
+        pause = { try await Task.sleep(nanoseconds: $0) }
+    }
+
+    /// A client whose exchanges go through `transport`, pausing with
+    /// `pause` between attempts.
+    public init(store: ReplicaStore, identity: DeviceIdentity, transport: any SyncTransport, name: URL, attemptsMax: Int = 5,
+                clock: @escaping @Sendable () -> UInt64, pause: @escaping @Sendable (UInt64) async throws -> Void) {
+        self.store = store
+        self.identity = identity
+        connection = ServerConnection(url: name)
+        self.attemptsMax = attemptsMax
+        self.clock = clock
+        self.transport = transport
+        self.pause = pause
+    }
+
+    /// Runs `body` with this client's transport: the given one, or HTTP
+    /// for the connection, shut down after.
+    func withTransport<T: Sendable>(_ body: (any SyncTransport) async throws -> T) async throws -> T {
+        if let transport { return try await body(transport) }
+        return try await Self.withHTTP(connection) { http in try await body(HTTPTransport(http: http, connection: connection)) }
     }
 
     public convenience init(store: ReplicaStore, identity: DeviceIdentity, server: URL, attemptsMax: Int = 5,
@@ -103,39 +134,33 @@ public final class SyncClient: Sendable {
     /// Push, then pull.
     @discardableResult
     public func sync(progress: @Sendable (SyncProgress) -> Void = { _ in }) async throws -> SyncReport {
-        try await Self.withHTTP(connection) { http in
+        try await withTransport { http in
             var report = SyncReport()
             let started = DispatchTime.now().uptimeNanoseconds
+            // A replica that knows no server's key yet (a new device whose
+            // bundle predates the server's certificate) learns the trust
+            // records first, so its first push's answer can be verified.
+            if try !store.knowsAServerKey() { try await learnTrust(http) }
             try await push(http, &report, progress)
             report.milliseconds["push"] = elapsedMilliseconds(since: started)
             try await pull(http, &report, progress)
+            let comparing = DispatchTime.now().uptimeNanoseconds
+            try await compareHeads(http, &report, progress)
+            report.milliseconds["heads"] = elapsedMilliseconds(since: comparing)
             return report
         }
     }
 
-    func push(_ http: HTTPClient, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
+    func push(_ http: any SyncTransport, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
         while true {
             let outbox = try store.outbox(device: identity.device, peer: cursorName, limit: Limits.pushChangeSetsMax)
             if outbox.isEmpty { return }
             var request = Linli_V1_PushRequest()
             request.changeSets = outbox.map(\.envelope)
             let answer = try await send(http, "POST", "/v1/push", body: try request.serializedBytes(), report: &report, progress)
-            let response = try Linli_V1_PushResponse(serializedBytes: answer.body)
+            let response = try decode(Linli_V1_PushResponse.self, answer.body, "push")
             report.pushed += outbox.count
-            var acknowledged: UInt64 = 0
-            for result in response.results {
-                switch result.status {
-                case "accepted", "duplicate":
-                    report.accepted += 1
-                    acknowledged = max(acknowledged, result.seq)
-                case "refused":
-                    // Kept by the server with the reason; `status()` shows it.
-                    report.refused.append("\(result.seq): \(result.code): \(result.message)")
-                    try store.recordRefusal(peer: cursorName, seq: result.seq, code: result.code, message: result.message)
-                    acknowledged = max(acknowledged, result.seq)
-                default: break
-                }
-            }
+            let acknowledged = try acknowledgement(of: outbox, by: response.results, &report)
             progress(SyncProgress(phase: .push, done: report.pushed, cursor: report.cursor, message: "pushed \(report.pushed)"))
             guard acknowledged > 0 else { return }
             try store.acknowledge(device: identity.device, through: acknowledged, peer: cursorName)
@@ -143,7 +168,46 @@ public final class SyncClient: Sendable {
         }
     }
 
-    private func pull(_ http: HTTPClient, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
+    /// The acknowledgement rule (PROTOCOL.md 2.1): a result counts only
+    /// for the change set sent in its place, matched by hash and seq, and
+    /// only while every earlier one counted; the device's acknowledgement
+    /// moves to the last such seq (0: none). A refusal is recorded with
+    /// its reason. Held or unmatched results end the run: the rest stays
+    /// in the outbox and is sent again.
+    func acknowledgement(of sent: [SignedChangeSet], by results: [Linli_V1_PushResult], _ report: inout SyncReport) throws -> UInt64 {
+        let rule = Self.acknowledgement(of: sent, by: results)
+        for result in rule.refused {
+            // Kept by the server with the reason; `status()` shows it.
+            report.refused.append("\(result.seq): \(result.code): \(result.message)")
+            try store.recordRefusal(peer: cursorName, seq: result.seq, code: result.code, message: result.message)
+        }
+        report.accepted += rule.accepted
+        return rule.through
+    }
+
+    /// The acknowledgement rule alone, without the replica: the seq the
+    /// acknowledgement moves to (0: none), how many were accepted, and
+    /// the refusals among the counted results.
+    public static func acknowledgement(of sent: [SignedChangeSet], by results: [Linli_V1_PushResult])
+        -> (through: UInt64, accepted: Int, refused: [Linli_V1_PushResult]) {
+        var through: UInt64 = 0
+        var accepted = 0
+        var refused: [Linli_V1_PushResult] = []
+        for (index, changeSet) in sent.enumerated() {
+            guard index < results.count else { break }
+            let result = results[index]
+            guard result.hash == changeSet.hash, result.seq == changeSet.header.seq else { break }
+            switch result.status {
+            case "accepted", "duplicate": accepted += 1
+            case "refused": refused.append(result)
+            default: return (through, accepted, refused)
+            }
+            through = changeSet.header.seq
+        }
+        return (through, accepted, refused)
+    }
+
+    func pull(_ http: any SyncTransport, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
         var cursor = try store.cursor(cursorName)
         while true {
             let asked = DispatchTime.now().uptimeNanoseconds
@@ -151,29 +215,64 @@ public final class SyncClient: Sendable {
             report.milliseconds["pull", default: 0] += elapsedMilliseconds(since: asked)
             let applying = DispatchTime.now().uptimeNanoseconds
             defer { report.milliseconds["apply", default: 0] += elapsedMilliseconds(since: applying) }
-            let page = try Linli_V1_PullResponse(serializedBytes: answer.body)
+            let page = try decode(Linli_V1_PullResponse.self, answer.body, "pull")
+            let positions = try Self.checkedPositions(page, after: cursor)
             let next = Int64(page.cursor)
-            guard next >= cursor else {
-                throw LinliError(.malformed, "the server answered a pull after \(cursor) with cursor \(next), which goes backwards")
-            }
+            var stored = next
             if !page.changeSets.isEmpty || next != cursor {
                 let offered = page.changeSets.map {
                     OfferedChangeSet(envelope: $0.envelope, scopedPredecessor: $0.hasScopedPredecessor ? $0.scopedPredecessor : nil)
                 }
-                _ = try store.applyPage(offered, cursor: SyncCursor(name: cursorName, position: next))
+                stored = try store.applyPulledPage(offered, positions: positions, cursor: SyncCursor(name: cursorName, position: next)).cursor.position
             }
             report.pulled += page.changeSets.count
-            cursor = next
+            cursor = stored
             report.cursor = cursor
             progress(SyncProgress(phase: .pull, done: report.pulled, cursor: cursor, message: "pulled \(report.pulled)"))
+            if stored < next {
+                // A signed page held a change set that does not verify: the
+                // server holds it damaged. The cursor stays before it.
+                throw LinliError(.damagedFile, "the server sent a damaged change set at log position \(stored + 1); it is kept here, and nothing after it is skipped",
+                                 hint: "nothing is lost; ask the administrator to run linli-admin audit on the server's store")
+            }
             if !page.more { return }
+        }
+    }
+
+    /// The positions of a signed page, checked against the protocol: each
+    /// after `after` and after the one before, none past the page's cursor.
+    static func checkedPositions(_ page: Linli_V1_PullResponse, after: Int64) throws -> [Int64] {
+        var last = after
+        var positions: [Int64] = []
+        positions.reserveCapacity(page.changeSets.count)
+        for entry in page.changeSets {
+            guard entry.position <= UInt64(Int64.max), Int64(entry.position) > last else {
+                throw LinliError(.malformed, "the server's page is out of order: position \(entry.position) after \(last)",
+                                 hint: "nothing is lost; sync again, and if it repeats tell the administrator")
+            }
+            last = Int64(entry.position)
+            positions.append(last)
+        }
+        guard page.cursor <= UInt64(Int64.max), Int64(page.cursor) >= last else {
+            throw LinliError(.malformed, "the server answered a pull after \(after) with cursor \(page.cursor), before what the page holds",
+                             hint: "nothing is lost; sync again, and if it repeats tell the administrator")
+        }
+        return positions
+    }
+
+    /// Decodes a verified answer; a server that signs what is not the
+    /// message gets a clear error, not a parser's.
+    func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ body: Data, _ what: String) throws -> M {
+        do { return try M(serializedBytes: body) } catch {
+            throw LinliError(.malformed, "the server's \(what) answer is signed but cannot be read as one",
+                             hint: "nothing is lost; check that the server and this device run matching versions of Linli")
         }
     }
 
     /// The server's view of this device: its refused change sets (with
     /// reasons) and the conflicts in its scopes, as the server's JSON.
     public func status() async throws -> [String: Any] {
-        let data = try await Self.withHTTP(connection) { http in
+        let data = try await withTransport { http in
             var report = SyncReport()
             return try await send(http, "GET", "/v1/status", body: Data(), report: &report, { _ in }).body
         }
@@ -279,16 +378,36 @@ public final class SyncClient: Sendable {
         var body: Data
     }
 
-    /// One signed request, retried on network failures, 503 and other 5xx
-    /// answers, with exponential backoff and full jitter.
-    func send(_ http: HTTPClient, _ method: String, _ path: String, body: Data, report: inout SyncReport,
+    /// Codes after which a request is simply signed anew and sent again:
+    /// the network or the server failed, or the answer was damaged, or the
+    /// request was (a flipped byte, a copy that arrived first). Pushes are
+    /// idempotent, so none of them can fail a good sync.
+    public static let retriedCodes: Set<LinliError.Code> = [
+        .unreachable, .storage, .unavailable, .badAnswerSignature, .replayedRequest, .badRequestSignature, .staleRequest, .malformed,
+    ]
+
+    /// One signed request, retried with exponential backoff and full
+    /// jitter on the ``retriedCodes``; the answer is verified before it
+    /// is returned (PROTOCOL.md 1.4).
+    func send(_ http: any SyncTransport, _ method: String, _ path: String, body: Data, report: inout SyncReport,
               _ progress: @Sendable (SyncProgress) -> Void) async throws -> Answer {
         var attempt = 0
+        var learnedTrust = false
         while true {
             attempt += 1
             do {
                 return try await sendOnce(http, method, path, body: body)
-            } catch let error as LinliError where ![.unreachable, .storage, .unavailable].contains(error.code) || attempt >= attemptsMax {
+            } catch let error as UnknownServerKey where !learnedTrust {
+                // The server's certificate has not reached this replica yet:
+                // fetch the trust records (they verify against the root alone).
+                learnedTrust = true
+                _ = error
+                try await learnTrust(http)
+                attempt -= 1
+                continue
+            } catch let error as UnknownServerKey {
+                throw error.error
+            } catch let error as LinliError where !Self.retriedCodes.contains(error.code) || attempt >= attemptsMax {
                 throw error
             } catch {
                 report.retries += 1
@@ -296,33 +415,79 @@ public final class SyncClient: Sendable {
             }
             // Up to 0.2 s, 0.4 s, 0.8 s... then a random wait below it.
             let ceiling = min(30, 0.2 * pow(2, Double(attempt - 1)))
-            try await Task.sleep(nanoseconds: UInt64(Double.random(in: 0...ceiling) * 1e9))
+            try await pause(UInt64(Double.random(in: 0...ceiling) * 1e9))
         }
     }
 
-    private func sendOnce(_ http: HTTPClient, _ method: String, _ path: String, body: Data) async throws -> Answer {
+    /// An answer signed by a key this replica does not know as a server's.
+    struct UnknownServerKey: Error {
+        let error: LinliError
+    }
+
+    private func sendOnce(_ http: any SyncTransport, _ method: String, _ path: String, body: Data, verify: Bool = true) async throws -> Answer {
         // Signed afresh each attempt: a retried request gets a new nonce.
-        let request = try Self.signedRequest(connection, identity: identity, clock: clock, method, path, body: body)
-        do {
-            let response = try await http.execute(request, timeout: .seconds(connection.readTimeoutSeconds))
-            guard response.status == .ok else { throw try await Self.failure(response) }
-            let buffer = try await response.body.collect(upTo: Limits.responseBytesMax)
-            return Answer(body: Data(buffer.readableBytesView))
-        } catch let error as LinliError {
-            throw error
-        } catch {
-            throw Self.unreachable(connection, error)
+        let signature = RequestSignature.sign(method: method, path: path, body: body, device: identity.device, key: identity.key, time: clock())
+        let exchanged = try await http.exchange(method: method, path: path, headers: signature.headers, body: body,
+                                                bytesMax: Limits.responseBytesMax)
+        let status = exchanged.status
+        let answer = exchanged.body
+        guard status == 200 || answer.count <= Limits.errorAnswerBytesMax else {
+            throw LinliError(.unavailable, "the way to the server answered HTTP \(status) with \(answer.count) bytes, not the server's error",
+                             hint: "nothing is lost; sync again later")
         }
+        if verify {
+            let signed: AnswerSignature
+            do {
+                signed = try AnswerSignature(header: { exchanged.header($0) })
+            } catch {
+                // Not signed: a proxy's error page, or the headers were damaged.
+                if status >= 500 {
+                    throw LinliError(.unavailable, "the server is not answering (HTTP \(status) from the way to it)",
+                                     hint: "nothing is lost; sync again later")
+                }
+                throw error
+            }
+            let bound = AnswerSignature.Request(method: method, path: path, body: body, signature: signature)
+            if try store.serverKey(device: signed.server, keyID: signed.keyID) == nil {
+                do {
+                    try signed.verify(status: status, request: bound, body: answer) { _, _ in nil }
+                } catch let error as LinliError {
+                    throw UnknownServerKey(error: error)
+                }
+            }
+            try signed.verify(status: status, request: bound, body: answer) { device, key in try store.serverKey(device: device, keyID: key) }
+        }
+        guard status == 200 else { throw Self.failure(status: status, body: answer) }
+        return Answer(body: answer)
+    }
+
+    /// Applies the server's trust records (`GET /v1/trust`). Each is a
+    /// change set of the authority and verifies against the trust root
+    /// alone, so the answer needs no server signature to be safe.
+    func learnTrust(_ http: any SyncTransport) async throws {
+        let answer = try await sendOnce(http, "GET", "/v1/trust", body: Data(), verify: false)
+        let page = try decode(Linli_V1_PullResponse.self, answer.body, "trust")
+        guard page.changeSets.count <= Limits.changeSetsPerBatchMax else {
+            throw LinliError(.overLimit, "the server sent \(page.changeSets.count) trust records; changeSetsPerBatchMax is \(Limits.changeSetsPerBatchMax)")
+        }
+        _ = try store.apply(page.changeSets.map { OfferedChangeSet(decoding: $0.envelope) }.filter {
+            $0.signed?.header.scope == .system
+        })
     }
 
     static func signedRequest(_ connection: ServerConnection, identity: DeviceIdentity, clock: @Sendable () -> UInt64,
                               _ method: String, _ path: String, body: Data) throws -> HTTPClientRequest {
+        let signature = RequestSignature.sign(method: method, path: path, body: body, device: identity.device, key: identity.key, time: clock())
+        return try request(connection, signature: signature, method, path, body: body)
+    }
+
+    static func request(_ connection: ServerConnection, signature: RequestSignature,
+                        _ method: String, _ path: String, body: Data) throws -> HTTPClientRequest {
         guard let url = URL(string: path, relativeTo: connection.url) else {
             throw LinliError(.invalidInput, "bad server address \(connection.url)", hint: "give it as http(s)://host:port")
         }
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = HTTPMethod(rawValue: method)
-        let signature = RequestSignature.sign(method: method, path: path, body: body, device: identity.device, key: identity.key, time: clock())
         for (name, value) in signature.headers { request.headers.add(name: name, value: value) }
         request.headers.add(name: "Accept-Encoding", value: "gzip")
         request.headers.add(name: "User-Agent", value: "linli-client/1")
@@ -335,14 +500,33 @@ public final class SyncClient: Sendable {
 
     /// The server's JSON error as a `LinliError`.
     static func failure(_ response: HTTPClientResponse) async throws -> LinliError {
-        let buffer = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
-        let object = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: String] ?? [:]
-        let code = object["code"].flatMap(LinliError.Code.init(rawValue:)) ?? (response.status.code >= 500 ? .unavailable : .invalidInput)
-        return LinliError(code, object["message"] ?? "the server answered \(response.status.code) \(response.status.reasonPhrase)", hint: object["hint"])
+        let buffer = (try? await response.body.collect(upTo: Limits.errorAnswerBytesMax)) ?? ByteBuffer()
+        return failure(status: Int(response.status.code), body: Data(buffer.readableBytesView))
+    }
+
+    static func failure(status: Int, body: Data) -> LinliError {
+        let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: String] ?? [:]
+        let code = object["code"].flatMap(LinliError.Code.init(rawValue:)) ?? (status >= 500 ? .unavailable : .invalidInput)
+        return LinliError(code, object["message"] ?? "the server answered HTTP \(status)", hint: object["hint"])
     }
 
     static func unreachable(_ connection: ServerConnection, _ error: any Error) -> LinliError {
-        LinliError(.unreachable, "the server at \(connection.url.absoluteString) cannot be reached or the connection broke: \(error)",
+        LinliError(.unreachable, "the server at \(connection.url.absoluteString) \(whatBroke(error))",
                    hint: "nothing is lost; sync again when the network is back")
+    }
+
+    /// What went wrong on the way, in words, not a library's type name.
+    static func whatBroke(_ error: any Error) -> String {
+        let text = String(describing: error).lowercased()
+        if text.contains("connecttimeout") || text.contains("connect timeout") { return "did not answer the connection in time" }
+        if text.contains("readtimeout") || text.contains("deadline") || text.contains("timeout") { return "stopped answering in the middle of an answer" }
+        if text.contains("refused") { return "refused the connection (is it running, and is the address right?)" }
+        if text.contains("closed") || text.contains("reset") || text.contains("eof") { return "closed the connection before the answer was complete" }
+        if text.contains("ssl") || text.contains("tls") || text.contains("certificate") || text.contains("handshake") {
+            return "could not be reached securely (TLS: check the certificate authority file and the address)"
+        }
+        if text.contains("resolve") || text.contains("dns") || text.contains("host") { return "could not be found (check the address)" }
+        if text.contains("toolarge") || text.contains("too large") || text.contains("limit") { return "sent an answer larger than this device accepts" }
+        return "could not be reached, or the connection broke"
     }
 }

@@ -72,6 +72,16 @@ public enum Limits {
     /// Smallest response the server compresses, in bytes; smaller ones are
     /// not worth the CPU.
     public static let compressBytesMin = 1_024
+    /// Largest error answer a client reads, in bytes: an error is a short
+    /// JSON object; anything longer is not the server's.
+    public static let errorAnswerBytesMax = 64 << 10
+    /// Most pages a device pulls, per device, to repair a difference its
+    /// heads comparison found in one sync (PROTOCOL.md 2.6); the next sync
+    /// goes on from there.
+    public static let repairPagesPerDeviceMax = 50
+    /// Most devices whose differences one sync repairs; the next sync
+    /// goes on with the rest.
+    public static let repairDevicesPerSyncMax = 2_000
 
     // MARK: Schema
 

@@ -41,6 +41,10 @@ public struct LinliError: Error, Sendable, Equatable, CustomStringConvertible {
         case staleRequest = "stale_request"
         case replayedRequest = "replayed_request"
         case unknownDevice = "unknown_device"
+        /// An answer of the server failed its signature (PROTOCOL.md 1.4):
+        /// damaged on the way, or not from an enrolled server. Nothing is
+        /// applied from it; the request is sent again.
+        case badAnswerSignature = "bad_answer_signature"
         // Local operations.
         case invalidInput = "invalid_input"
         case notFound = "not_found"

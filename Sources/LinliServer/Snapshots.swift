@@ -34,14 +34,14 @@ struct Snapshot: Sendable {
 /// whatever is newer than the snapshot's cursor.
 final class SnapshotCache: @unchecked Sendable {
     private let storage: any SyncStorage
-    private let identity: ServerIdentity?
+    private let identity: ServerIdentity
     private let folder: String
     private let lock = NSLock()
     private var newest: [String: Snapshot] = [:]
     private var replaced: [String: String] = [:]
     private let clock: @Sendable () -> UInt64
 
-    init(storage: any SyncStorage, identity: ServerIdentity?, folder: String, clock: @escaping @Sendable () -> UInt64) {
+    init(storage: any SyncStorage, identity: ServerIdentity, folder: String, clock: @escaping @Sendable () -> UInt64) {
         self.storage = storage
         self.identity = identity
         self.folder = folder
@@ -51,10 +51,6 @@ final class SnapshotCache: @unchecked Sendable {
     /// The snapshot for `scopes` (nil: every scope), made now if none is
     /// fresh. One snapshot is made at a time.
     func snapshot(for scopes: Set<Scope>?) throws -> Snapshot {
-        guard let identity else {
-            throw LinliError(.unavailable, "this server has no signing key, so it offers no snapshots",
-                             hint: "replay from zero (pull after 0), or ask the operator to configure the server's key")
-        }
         let names = scopes.map { $0.map(\.description).sorted() } ?? []
         let key = scopes == nil ? "*" : names.joined(separator: ",")
         lock.lock()

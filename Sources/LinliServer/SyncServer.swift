@@ -16,6 +16,9 @@ import Prometheus
 /// | --- | --- | --- |
 /// | `POST /v1/push` | `PushRequest` | `PushResponse` |
 /// | `GET /v1/pull?after=N&limit=M` | none | `PullResponse` |
+/// | `GET /v1/pull?device=D&after_seq=S&limit=M` | none | `PullResponse`: one device's change sets after seq S (repair) |
+/// | `GET /v1/heads` | none | `HeadsResponse`: the newest change set of every device the asker may see |
+/// | `GET /v1/trust` | none | `PullResponse`: every trust record (the authority's change sets) |
 /// | `GET /v1/status` | none | JSON: refused change sets, conflicts |
 /// | `GET /v1/snapshot` | none | a replica file of the device's scopes; the signed manifest in headers |
 /// | `GET /v1/desk/queue?grid=&table=&kind=&field=&older=` | none | JSON: the review queue (staff only) |
@@ -24,7 +27,8 @@ import Prometheus
 /// | `GET /metrics` | none | Prometheus text: pushes, pulls, refusals by reason, commit latency |
 ///
 /// Errors answer with JSON `{"code", "message", "hint"}` and a status that
-/// fits the code (PROTOCOL.md).
+/// fits the code (PROTOCOL.md). Every answer to a request whose signature
+/// headers can be read is signed by the server (PROTOCOL.md 1.4).
 public enum SyncServer {
     public static let protobuf = "application/x-protobuf"
 
@@ -39,50 +43,11 @@ public enum SyncServer {
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
             }
         }
-        router.post("/v1/push") { request, _ -> Response in
-            await respond(logger: logger) {
-                let body = try await readBody(request)
-                let access = try service.authenticate(method: "POST", path: request.uri.string, body: body, header: header(request))
-                let answer = try await service.push(body, from: access)
-                return Response(status: .ok, headers: [.contentType: protobuf], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+        for (method, path) in SyncService.routes {
+            let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+                await answer(service, request, logger: logger)
             }
-        }
-        router.get("/v1/pull") { request, _ -> Response in
-            await respond(logger: logger) {
-                let access = try service.authenticate(method: "GET", path: request.uri.string, body: Data(), header: header(request))
-                let parameters = request.uri.queryParameters
-                guard let after = Int64(parameters["after"].map(String.init) ?? "0"), after >= 0 else {
-                    throw LinliError(.invalidInput, "after must be a position: a whole number, 0 or more")
-                }
-                let limit = Int(parameters["limit"].map(String.init) ?? "") ?? Limits.pullChangeSetsMax
-                let answer = try await offload { try service.pull(after: after, limit: limit, for: access) }
-                return try compressed(answer, contentType: protobuf, for: request)
-            }
-        }
-        router.get("/v1/status") { request, _ -> Response in
-            await respond(logger: logger) {
-                let access = try service.authenticate(method: "GET", path: request.uri.string, body: Data(), header: header(request))
-                let answer = try await offload { try service.status(for: access) }
-                return try compressed(answer, contentType: "application/json", for: request)
-            }
-        }
-        router.get("/v1/desk/queue") { request, _ -> Response in
-            await respond(logger: logger) {
-                let access = try service.authenticate(method: "GET", path: request.uri.string, body: Data(), header: header(request))
-                var query: [String: String] = [:]
-                for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
-                let filter = try ReviewFilter(query: query)
-                let answer = try await offload { try service.deskQueue(filter: filter, for: access) }
-                return try compressed(answer, contentType: "application/json", for: request)
-            }
-        }
-        router.get("/v1/desk/item/:id") { request, context -> Response in
-            await respond(logger: logger) {
-                let access = try service.authenticate(method: "GET", path: request.uri.string, body: Data(), header: header(request))
-                let id = context.parameters.get("id") ?? ""
-                let answer = try await offload { try service.deskItem(id, for: access) }
-                return try compressed(answer, contentType: "application/json", for: request)
-            }
+            if method == "POST" { router.post(RouterPath(path), use: handler) } else { router.get(RouterPath(path), use: handler) }
         }
         let files = FileIO()
         router.get("/v1/snapshot") { request, context -> Response in
@@ -99,18 +64,51 @@ public enum SyncServer {
         return router
     }
 
+    /// Hands one request to ``SyncService/handle(method:target:header:body:)``
+    /// (reading the body, bounded) and sends its signed answer, compressed
+    /// when worth it.
+    static func answer(_ service: SyncService, _ request: Request, logger: Logger) async -> Response {
+        var body = Data()
+        var early: LinliError?
+        if request.method == .post {
+            do { body = try await readBody(request) } catch let error as LinliError { early = error } catch {
+                early = LinliError(.malformed, "the request body could not be read", hint: "nothing is lost; the device sends it again")
+            }
+        }
+        let answer = await service.handle(method: request.method.rawValue, target: request.uri.string, header: header(request), body: body,
+                                          refusedEarly: early)
+        if let refusal = answer.refusal {
+            logger.notice("refused", metadata: ["code": "\(refusal.code.rawValue)", "message": "\(refusal.message)"])
+        }
+        if let failure = answer.failure { logger.error("failed", metadata: ["error": "\(failure)"]) }
+        var headers: HTTPFields = [:]
+        for (name, value) in answer.headers { headers[HTTPField.Name(name)!] = value }
+        let status = HTTPResponse.Status(code: answer.status)
+        do {
+            return try compressed(answer.body, status: status, contentType: answer.contentType, headers: headers, for: request)
+        } catch {
+            headers[.contentType] = answer.contentType
+            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+        }
+    }
+
     /// The answer, gzip-compressed when the client accepts gzip and the
-    /// body is worth it (``Limits/compressBytesMin``).
-    static func compressed(_ answer: Data, contentType: String, for request: Request) throws -> Response {
+    /// body is worth it (``Limits/compressBytesMin``). The answer's
+    /// signature covers the bytes before compression.
+    static func compressed(_ answer: Data, status: HTTPResponse.Status = .ok, contentType: String, headers extra: HTTPFields = [:],
+                           for request: Request) throws -> Response {
+        var headers = extra
+        headers[.contentType] = contentType
         let accepts = request.headers[.acceptEncoding].map { $0.lowercased().contains("gzip") } ?? false
         guard accepts, answer.count >= Limits.compressBytesMin else {
-            return Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer)))
         }
         var buffer = ByteBuffer(bytes: answer)
         let gzipped = try buffer.compress(with: .gzip(configuration: .init(compressionLevel: 3)))
         Counter(label: "linli_compressed_bytes_saved_total").increment(by: max(0, answer.count - gzipped.readableBytes))
-        return Response(status: .ok, headers: [.contentType: contentType, .contentEncoding: "gzip", .vary: "Accept-Encoding"],
-                        body: .init(byteBuffer: gzipped))
+        headers[.contentEncoding] = "gzip"
+        headers[.vary] = "Accept-Encoding"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: gzipped))
     }
 
     static func header(_ request: Request) -> (String) -> String? {
@@ -122,9 +120,12 @@ public enum SyncServer {
         do {
             let buffer = try await request.collectBody(upTo: Limits.requestBodyBytesMax)
             return Data(buffer.readableBytesView)
-        } catch {
+        } catch is NIOTooManyBytesError {
             throw LinliError(.overLimit, "the request body is larger than requestBodyBytesMax (\(Limits.requestBodyBytesMax) bytes)",
                              hint: "send fewer change sets per push")
+        } catch {
+            throw LinliError(.malformed, "the request body was cut off before its end (\(error))",
+                             hint: "nothing is lost; the device sends it again")
         }
     }
 
@@ -142,19 +143,14 @@ public enum SyncServer {
     }
 
     static func errorResponse(_ error: LinliError) -> Response {
-        let status: HTTPResponse.Status = switch error.code {
-        case .badRequestSignature, .staleRequest, .replayedRequest, .unknownDevice: .unauthorized
-        case .revoked, .notPermitted, .outOfScope: .forbidden
-        case .overLimit: .contentTooLarge
-        case .storage, .unavailable: .serviceUnavailable
-        case .notFound: .notFound
-        case .conflict: .conflict
-        default: .badRequest
-        }
-        var object: [String: String] = ["code": error.code.rawValue, "message": error.message]
-        if let hint = error.hint { object["hint"] = hint }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        let (status, data) = errorAnswer(error)
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The status and JSON body of a `LinliError`.
+    static func errorAnswer(_ error: LinliError) -> (HTTPResponse.Status, Data) {
+        let (status, data) = SyncService.errorAnswer(error)
+        return (HTTPResponse.Status(code: status), data)
     }
 }
 

@@ -12,6 +12,9 @@ import SwiftProtobuf
 /// in and out; storage is reached only through ``SyncStorage``.
 public final class SyncService: Sendable {
     public let storage: any SyncStorage
+    /// The server's own key, certified with the role `server`: it signs
+    /// every answer (PROTOCOL.md 1.4) and the bootstrap snapshots.
+    public let identity: ServerIdentity
     let verifier = RequestVerifier()
     let clock: @Sendable () -> UInt64
     let committer: GroupCommitter
@@ -21,12 +24,13 @@ public final class SyncService: Sendable {
     /// Checks the review queue after merges and logs broken invariants.
     public let reviewWatch: ReviewWatch
 
-    /// `identity` signs bootstrap snapshots (nil: the server offers none);
-    /// `snapshotFolder` is where it keeps them.
-    public init(storage: any SyncStorage, identity: ServerIdentity? = nil, snapshotFolder: String? = nil,
+    /// `identity` signs answers and bootstrap snapshots; `snapshotFolder`
+    /// is where it keeps the snapshots.
+    public init(storage: any SyncStorage, identity: ServerIdentity, snapshotFolder: String? = nil,
                 invariants: [Invariant] = Invariant.community,
                 clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock) {
         self.storage = storage
+        self.identity = identity
         self.invariants = invariants
         self.clock = clock
         let watch = ReviewWatch(storage: storage, invariants: invariants)
@@ -110,13 +114,29 @@ public final class SyncService: Sendable {
         return try response.serializedBytes()
     }
 
+    /// Signs an answer to `request` (PROTOCOL.md 1.4).
+    public func signAnswer(status: Int, request: AnswerSignature.Request, body: Data) -> AnswerSignature {
+        AnswerSignature.sign(status: status, request: request, body: body, server: identity.device, key: identity.key)
+    }
+
     /// Change sets in the device's scopes after `after`, one bounded page.
     public func pull(after: Int64, limit: Int, for access: DeviceAccess) throws -> Data {
-        let limit = max(1, min(limit, Limits.pullChangeSetsMax))
-        let found = try storage.pullEntries(after: after, scopes: access.readableScopes, limit: limit, excluding: access.device)
+        try pull(PullQuery(after: after, limit: limit), for: access)
+    }
+
+    /// One bounded page: after a log position, or (for repair) one
+    /// device's change sets after a seq, in the device's scopes.
+    public func pull(_ query: PullQuery, for access: DeviceAccess) throws -> Data {
+        let limit = query.limit
+        let found: [ReplicaStore.PullEntry]
+        if let device = query.device {
+            found = try storage.pullEntries(of: device, afterSeq: query.afterSeq, scopes: access.readableScopes, limit: limit)
+        } else {
+            found = try storage.pullEntries(after: query.after, scopes: access.readableScopes, limit: limit, excluding: access.device)
+        }
         var response = Linli_V1_PullResponse()
         var bytes = 0
-        var cursor = after
+        var cursor = query.after
         for entry in found {
             if bytes + entry.envelope.count > Limits.pullPageBytesMax, !response.changeSets.isEmpty { break }
             var pulled = Linli_V1_PulledChangeSet()
@@ -125,7 +145,7 @@ public final class SyncService: Sendable {
             pulled.scopedPredecessor = entry.scopedPredecessor
             response.changeSets.append(pulled)
             bytes += entry.envelope.count
-            cursor = entry.position
+            if query.device == nil { cursor = entry.position }
         }
         response.cursor = UInt64(cursor)
         response.more = response.changeSets.count < found.count || found.count == limit
@@ -134,11 +154,203 @@ public final class SyncService: Sendable {
         return try response.serializedBytes()
     }
 
+    /// The newest change set of every device the asker may see, its own
+    /// included, and the end of the log (PROTOCOL.md 2.6).
+    public func heads(for access: DeviceAccess) throws -> Data {
+        var response = Linli_V1_HeadsResponse()
+        let heads = try storage.heads(scopes: access.readableScopes, asker: access.device)
+        response.heads = heads.sorted { $0.device.data.lexicographicallyPrecedes($1.device.data) }.map { head in
+            var entry = Linli_V1_Head()
+            entry.device = head.device.data
+            entry.seq = head.seq
+            entry.hash = head.hash
+            return entry
+        }
+        response.logEnd = UInt64(max(0, try storage.logEnd()))
+        response.takenAtMs = clock()
+        Counter(label: "linli_heads_total").increment()
+        return try response.serializedBytes()
+    }
+
+    /// Every trust record: the authority's change sets, which verify
+    /// against the trust root alone. A device that does not yet know the
+    /// server's key learns it from them.
+    public func trust() throws -> Data {
+        var response = Linli_V1_PullResponse()
+        response.changeSets = try storage.trustEntries().map { entry in
+            var pulled = Linli_V1_PulledChangeSet()
+            pulled.position = UInt64(entry.position)
+            pulled.envelope = entry.envelope
+            return pulled
+        }
+        return try response.serializedBytes()
+    }
+
     /// A signed bootstrap snapshot of the device's scopes.
     func snapshot(for access: DeviceAccess) throws -> Snapshot {
         let snapshot = try snapshots.snapshot(for: access.readableScopes)
         Counter(label: "linli_snapshots_served_total").increment()
         return snapshot
+    }
+}
+
+/// One answer of the sync protocol, before HTTP: status, content type,
+/// the answer signature's headers, and the body (uncompressed).
+public struct ServiceAnswer: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var headers: [(String, String)]
+    public var body: Data
+    /// The refusal or failure, for the server's log (a failure's detail is
+    /// logged, never sent).
+    public var refusal: LinliError?
+    public var failure: String?
+}
+
+extension SyncService {
+    /// The methods and paths ``handle(method:target:header:body:refusedEarly:)`` answers.
+    public static let routes: [(String, String)] = [
+        ("POST", "/v1/push"), ("GET", "/v1/pull"), ("GET", "/v1/heads"), ("GET", "/v1/trust"), ("GET", "/v1/status"),
+        ("GET", "/v1/desk/queue"), ("GET", "/v1/desk/item/:id"),
+    ]
+
+    /// Answers one request of the sync protocol: authenticates it, runs
+    /// it, and signs the answer, an error too, bound to the request
+    /// (PROTOCOL.md 1.4). A request whose signature headers cannot even be
+    /// read gets an unsigned error: there is no nonce to bind it to. The
+    /// HTTP layer only moves the bytes; a simulation calls this directly.
+    /// `target` is the request target (path and query); `refusedEarly` an
+    /// error met before (a body too large, cut off).
+    public func handle(method: String, target: String, header: (String) -> String?, body: Data,
+                       refusedEarly: LinliError? = nil) async -> ServiceAnswer {
+        let signature = try? RequestSignature(header: header)
+        var status = 200
+        var bytes: Data
+        var contentType = "application/json"
+        var refusal: LinliError?
+        var failure: String?
+        do {
+            if let refusedEarly { throw refusedEarly }
+            let access = try authenticate(method: method, path: target, body: body, header: header)
+            (bytes, contentType) = try await route(method: method, target: target, body: body, access: access)
+        } catch let error as LinliError {
+            refusal = error
+            (status, bytes) = Self.errorAnswer(error)
+        } catch {
+            failure = String(reflecting: error)
+            (status, bytes) = Self.errorAnswer(LinliError(.storage, "the server failed to carry out the request", hint: "nothing is lost; try again later"))
+        }
+        var headers: [(String, String)] = []
+        if let signature {
+            let bound = AnswerSignature.Request(method: method, path: target, body: body, signature: signature)
+            headers = signAnswer(status: status, request: bound, body: bytes).headers
+        }
+        return ServiceAnswer(status: status, contentType: contentType, headers: headers, body: bytes, refusal: refusal, failure: failure)
+    }
+
+    func route(method: String, target: String, body: Data, access: DeviceAccess) async throws -> (Data, String) {
+        let (path, parameters) = Self.split(target)
+        switch (method, path) {
+        case ("POST", "/v1/push"):
+            return (try await push(body, from: access), "application/x-protobuf")
+        case ("GET", "/v1/pull"):
+            let query = try PullQuery(parameters)
+            return (try await offload { try self.pull(query, for: access) }, "application/x-protobuf")
+        case ("GET", "/v1/heads"):
+            return (try await offload { try self.heads(for: access) }, "application/x-protobuf")
+        case ("GET", "/v1/trust"):
+            return (try await offload { try self.trust() }, "application/x-protobuf")
+        case ("GET", "/v1/status"):
+            return (try await offload { try self.status(for: access) }, "application/json")
+        case ("GET", "/v1/desk/queue"):
+            var query: [String: String] = [:]
+            for (key, value) in parameters { query[key] = value }
+            let filter = try ReviewFilter(query: query)
+            return (try await offload { try self.deskQueue(filter: filter, for: access) }, "application/json")
+        case ("GET", _) where path.hasPrefix("/v1/desk/item/"):
+            let id = String(path.dropFirst("/v1/desk/item/".count))
+            return (try await offload { try self.deskItem(id, for: access) }, "application/json")
+        default:
+            throw LinliError(.notFound, "no such request: \(method) \(path.prefix(100))")
+        }
+    }
+
+    /// The path and the decoded query parameters of a request target.
+    static func split(_ target: String) -> (String, [(String, String)]) {
+        guard let question = target.firstIndex(of: "?") else { return (target, []) }
+        let path = String(target[..<question])
+        let query = target[target.index(after: question)...]
+        let pairs = query.split(separator: "&").map { pair -> (String, String) in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0]).removingPercentEncoding ?? String(parts[0])
+            let value = parts.count > 1 ? (String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(parts[1])) : ""
+            return (name, value)
+        }
+        return (path, pairs)
+    }
+
+    /// The status and JSON body of a `LinliError` (PROTOCOL.md 3).
+    public static func errorAnswer(_ error: LinliError) -> (Int, Data) {
+        let status = switch error.code {
+        case .badRequestSignature, .staleRequest, .replayedRequest, .unknownDevice: 401
+        case .revoked, .notPermitted, .outOfScope: 403
+        case .overLimit: 413
+        case .storage, .unavailable: 503
+        case .notFound: 404
+        case .conflict: 409
+        default: 400
+        }
+        var object: [String: String] = ["code": error.code.rawValue, "message": error.message]
+        if let hint = error.hint { object["hint"] = hint }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return (status, data)
+    }
+}
+
+/// The parameters of `GET /v1/pull` (PROTOCOL.md 2.2), checked: `after`
+/// (default 0) a log position; `limit` (default and at most
+/// ``Limits/pullChangeSetsMax``) at least 1; or, for repair, `device` (32
+/// hex digits) with `after_seq` (default 0). Other parameters are ignored.
+public struct PullQuery: Sendable, Equatable {
+    public var after: Int64 = 0
+    public var limit: Int = Limits.pullChangeSetsMax
+    public var device: DeviceID?
+    public var afterSeq: UInt64 = 0
+
+    public init(after: Int64 = 0, limit: Int = Limits.pullChangeSetsMax, device: DeviceID? = nil, afterSeq: UInt64 = 0) {
+        self.after = after
+        self.limit = max(1, min(limit, Limits.pullChangeSetsMax))
+        self.device = device
+        self.afterSeq = afterSeq
+    }
+
+    public init(_ parameters: [(String, String)]) throws(LinliError) {
+        for (name, value) in parameters {
+            switch name {
+            case "after":
+                guard let after = Int64(value), after >= 0 else {
+                    throw LinliError(.invalidInput, "after must be a log position: a whole number from 0 to \(Int64.max), not \(value.prefix(40))")
+                }
+                self.after = after
+            case "limit":
+                guard let limit = Int(value), limit >= 1 else {
+                    throw LinliError(.invalidInput, "limit must be a whole number of change sets, at least 1, not \(value.prefix(40))",
+                                     hint: "leave it out for the most a page holds (\(Limits.pullChangeSetsMax))")
+                }
+                self.limit = min(limit, Limits.pullChangeSetsMax)
+            case "device":
+                guard value.utf8.count == 32, let device = DeviceID(hex: value), device.hex == value else {
+                    throw LinliError(.invalidInput, "device must be a device id: 32 lowercase hex digits")
+                }
+                self.device = device
+            case "after_seq":
+                guard let seq = UInt64(value), seq <= Limits.sequenceNumberMax else {
+                    throw LinliError(.invalidInput, "after_seq must be a sequence number from 0 to \(Limits.sequenceNumberMax)")
+                }
+                afterSeq = seq
+            default: continue
+            }
+        }
     }
 }
 

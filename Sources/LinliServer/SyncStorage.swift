@@ -16,6 +16,10 @@ import LinliStore
 /// - `pullEntries`: the log after a position, limited to scopes, in log
 ///   order, without the puller's own change sets, each with its device's
 ///   previous change set in those scopes;
+/// - `pullEntries(of:)`, `heads`, `logEnd` and `trustEntries`: one
+///   device's change sets after a seq, the newest change set of each
+///   device in some scopes, the log's last position, the authority's
+///   change sets (PROTOCOL.md 2.6, repair);
 /// - `refused` and `conflicts`: what `GET /v1/status` shows;
 /// - `writeSnapshot`: a replica file of some scopes, and the position it
 ///   holds everything through;
@@ -25,6 +29,10 @@ public protocol SyncStorage: Sendable {
     func access(_ device: DeviceID) throws -> DeviceAccess
     func apply(_ offered: [OfferedChangeSet], policy: ApplyPolicy) throws -> [ApplyOutcome]
     func pullEntries(after position: Int64, scopes: Set<Scope>?, limit: Int, excluding device: DeviceID?) throws -> [ReplicaStore.PullEntry]
+    func pullEntries(of device: DeviceID, afterSeq: UInt64, scopes: Set<Scope>?, limit: Int) throws -> [ReplicaStore.PullEntry]
+    func heads(scopes: Set<Scope>?, asker: DeviceID) throws -> [ReplicaStore.ScopedHead]
+    func logEnd() throws -> Int64
+    func trustEntries() throws -> [ReplicaStore.PullEntry]
     func refused(by device: DeviceID) throws -> [QuarantineRecord]
     func conflicts(in scopes: Set<Scope>?) throws -> [Conflict]
     func writeSnapshot(scopes: Set<Scope>?, to path: String) throws -> Int64

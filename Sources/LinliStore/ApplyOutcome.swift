@@ -24,6 +24,12 @@ public struct ApplyOutcome: Sendable, Equatable, CustomStringConvertible {
 
     public var isRefused: Bool { if case .refused = status { true } else { false } }
     public var error: LinliError? { if case .refused(let error) = status { error } else { nil } }
+    /// Refused for damage, not for what it says: it does not decode or its
+    /// signature fails. A puller does not move its cursor past it.
+    public var arrivedDamaged: Bool {
+        guard let code = error?.code else { return false }
+        return code == .malformed || code == .badSignature
+    }
 
     public var description: String {
         let name = device.map { "\($0.hex.prefix(8))#\(seq ?? 0)" } ?? Hex.encode(hash.prefix(8))

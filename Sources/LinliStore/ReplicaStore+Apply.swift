@@ -106,10 +106,36 @@ extension ReplicaStore {
         guard offered.count <= Limits.changeSetsPerBatchMax else {
             throw LinliError(.overLimit, "a page holds \(offered.count) change sets; changeSetsPerBatchMax is \(Limits.changeSetsPerBatchMax)")
         }
-        return try commitBatch(try prepareBatch(offered), policy: policy, cursor: cursor)
+        return try commitBatch(try prepareBatch(offered), policy: policy, cursor: { _ in cursor })
     }
 
-    private func commitBatch(_ prepared: PreparedBatch, policy: ApplyPolicy, cursor: SyncCursor? = nil) throws -> [ApplyOutcome] {
+    /// A pulled page whose entries sit at `positions` of the server's log
+    /// (PROTOCOL.md 2.2, the cursor rule): the cursor moves to `cursor`
+    /// only past entries that were applied, held, or refused for what
+    /// their valid signature says. An entry that arrived damaged (it does
+    /// not decode, or its signature fails) is kept in quarantine, and the
+    /// cursor stops just before it, so it is fetched again. Returns the
+    /// outcomes and the cursor stored.
+    public func applyPulledPage(_ offered: [OfferedChangeSet], positions: [Int64], cursor: SyncCursor,
+                                policy: ApplyPolicy = .replica) throws -> (outcomes: [ApplyOutcome], cursor: SyncCursor) {
+        guard offered.count <= Limits.changeSetsPerBatchMax else {
+            throw LinliError(.overLimit, "a page holds \(offered.count) change sets; changeSetsPerBatchMax is \(Limits.changeSetsPerBatchMax)")
+        }
+        guard positions.count == offered.count else {
+            throw LinliError(.invalidInput, "a page of \(offered.count) change sets came with \(positions.count) positions")
+        }
+        var stored = cursor
+        let outcomes = try commitBatch(try prepareBatch(offered), policy: policy) { outcomes in
+            if let damaged = outcomes.firstIndex(where: { $0.arrivedDamaged }) {
+                stored = SyncCursor(name: cursor.name, position: min(cursor.position, positions[damaged] - 1))
+            }
+            return stored
+        }
+        return (outcomes, stored)
+    }
+
+    private func commitBatch(_ prepared: PreparedBatch, policy: ApplyPolicy,
+                             cursor cursorFor: ([ApplyOutcome]) -> SyncCursor? = { _ in nil }) throws -> [ApplyOutcome] {
         let (envelopes, decoded, verifications) = (prepared.envelopes, prepared.decoded, prepared.verifications)
         // 3. Chain, schema, scope and merge, in one transaction.
         let now = clock()
@@ -145,7 +171,7 @@ extension ReplicaStore {
                 }
                 try session.finish()
                 if session.needsRebuild { try rebuildDerived(db, now: now) }
-                if let cursor { try Self.store(cursor, db) }
+                if let cursor = cursorFor(outcomes) { try Self.store(cursor, db) }
                 return outcomes
             }
         }

@@ -246,6 +246,139 @@ extension ReplicaStore {
         }
     }
 
+    /// One device's change sets after `afterSeq` in `scopes` (nil:
+    /// every scope), in seq order, each with its scoped predecessor: what a
+    /// device pulls to repair a difference its heads showed (PROTOCOL.md
+    /// 2.6). The cursor of the main pull does not move for them.
+    public func pullEntries(of device: DeviceID, afterSeq: UInt64, scopes: Set<Scope>?, limit: Int) throws -> [PullEntry] {
+        try run {
+            try writer.read { db in
+                guard let n = try Int64.fetchOne(db, sql: "SELECT n FROM linli_device WHERE device = ?", arguments: [device.data]) else { return [] }
+                let names = scopes.map { $0.map(\.description).sorted() } ?? []
+                func inScopes(_ alias: String) -> String {
+                    scopes == nil ? "" : "AND \(alias).scope IN (\(names.map { _ in "?" }.joined(separator: ", ")))"
+                }
+                var arguments = StatementArguments(names)
+                arguments += [n, Int64(clamping: afterSeq)]
+                arguments += StatementArguments(names)
+                arguments += [limit]
+                return try Row.fetchAll(db, sql: """
+                    SELECT l.position, l.envelope,
+                           (SELECT max(p.seq) FROM linli_log p WHERE p.device_n = l.device_n \(inScopes("p")) AND p.seq < l.seq) AS predecessor
+                    FROM linli_log l
+                    WHERE l.device_n = ? AND l.seq > ? \(inScopes("l"))
+                    ORDER BY l.seq LIMIT ?
+                    """, arguments: arguments).map {
+                    PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: UInt64(($0[2] as Int64?) ?? 0))
+                }
+            }
+        }
+    }
+
+    /// The newest change set of one device in some scopes.
+    public struct ScopedHead: Sendable, Equatable {
+        public let device: DeviceID
+        public let seq: UInt64
+        public let hash: Data
+
+        public init(device: DeviceID, seq: UInt64, hash: Data) {
+            self.device = device
+            self.seq = seq
+            self.hash = hash
+        }
+    }
+
+    /// What a server tells `asker` it holds (PROTOCOL.md 2.6): for every
+    /// other device with change sets in `scopes` (nil: all), the newest of
+    /// them; for `asker` itself, the newest of its change sets this store
+    /// has dealt with in any scope (accepted, or refused and kept).
+    public func heads(scopes: Set<Scope>?, asker: DeviceID) throws -> [ScopedHead] {
+        try run {
+            try writer.read { db in
+                let own = try Int64.fetchOne(db, sql: "SELECT n FROM linli_device WHERE device = ?", arguments: [asker.data]) ?? -1
+                var result: [ScopedHead] = []
+                let rows: [Row]
+                if let scopes {
+                    let names = scopes.map(\.description).sorted()
+                    var arguments = StatementArguments(names)
+                    arguments += [own]
+                    // SQLite takes the bare columns from the row with the max.
+                    rows = try Row.fetchAll(db, sql: """
+                        SELECT d.device, max(l.seq) AS seq, l.hash FROM linli_log l JOIN linli_device d ON d.n = l.device_n
+                        WHERE l.scope IN (\(names.map { _ in "?" }.joined(separator: ", "))) AND l.device_n != ?
+                        GROUP BY l.device_n
+                        """, arguments: arguments)
+                } else {
+                    rows = try Row.fetchAll(db, sql: """
+                        SELECT d.device, h.seq, h.hash FROM linli_head h JOIN linli_device d ON d.n = h.device_n WHERE h.device_n != ?
+                        """, arguments: [own])
+                }
+                for row in rows {
+                    if let device = DeviceID(bytes: row["device"] as Data) {
+                        result.append(ScopedHead(device: device, seq: UInt64(row["seq"] as Int64), hash: row["hash"]))
+                    }
+                }
+                if let mine = try Self.dealtWith(db, device: asker) { result.append(mine) }
+                return result
+            }
+        }
+    }
+
+    /// The newest change set of `device` this store holds in any form:
+    /// in the log, held for its predecessor, or refused and kept.
+    static func dealtWith(_ db: Database, device: DeviceID) throws -> ScopedHead? {
+        let n = try Int64.fetchOne(db, sql: "SELECT n FROM linli_device WHERE device = ?", arguments: [device.data]) ?? -1
+        guard let row = try Row.fetchOne(db, sql: """
+            SELECT seq, hash FROM (
+                SELECT seq, hash FROM linli_log WHERE device_n = ?1
+                UNION ALL SELECT seq, hash FROM linli_chained_refusal WHERE device_n = ?1
+                UNION ALL SELECT seq, hash FROM linli_quarantine WHERE device = ?2 AND seq IS NOT NULL)
+            ORDER BY seq DESC LIMIT 1
+            """, arguments: [n, device.data]) else { return nil }
+        return ScopedHead(device: device, seq: UInt64(row["seq"] as Int64), hash: row["hash"])
+    }
+
+    /// What this replica holds of each device, to compare with a server's
+    /// heads: the newest seq in any form (log, held, refused and kept).
+    public func heldHeads() throws -> [DeviceID: ScopedHead] {
+        try run {
+            try writer.read { db in
+                var result: [DeviceID: ScopedHead] = [:]
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT device, max(seq) AS seq, hash FROM (
+                        SELECT d.device, l.seq, l.hash FROM linli_log l JOIN linli_device d ON d.n = l.device_n
+                        UNION ALL SELECT d.device, c.seq, c.hash FROM linli_chained_refusal c JOIN linli_device d ON d.n = c.device_n
+                        UNION ALL SELECT device, seq, hash FROM linli_held
+                        UNION ALL SELECT device, seq, hash FROM linli_quarantine WHERE device IS NOT NULL AND seq IS NOT NULL)
+                    GROUP BY device
+                    """)
+                for row in rows {
+                    if let device = DeviceID(bytes: row["device"] as Data) {
+                        result[device] = ScopedHead(device: device, seq: UInt64(row["seq"] as Int64), hash: row["hash"])
+                    }
+                }
+                return result
+            }
+        }
+    }
+
+    /// The newest position of the log; 0 when it is empty.
+    public func logEnd() throws -> Int64 {
+        try run { try writer.read { db in try Int64.fetchOne(db, sql: "SELECT max(position) FROM linli_log") ?? 0 } }
+    }
+
+    /// Every trust record in the log (the `system` scope), in log order.
+    public func trustEntries() throws -> [PullEntry] {
+        try run {
+            try writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT position, envelope FROM linli_log WHERE scope = 'system' ORDER BY position LIMIT ?",
+                                 arguments: [Limits.changeSetsPerBatchMax]).map {
+                    PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: 0)
+                }
+            }
+        }
+    }
+
     /// The newest change set of each device this replica holds.
     public func heads() throws -> [DeviceID: (seq: UInt64, hash: Data)] {
         try run {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import LinliCore
+import LinliCrypto
 import LinliProtocol
 
 /// Where a replica is in a stream it pulls: the last position it has
@@ -65,6 +66,58 @@ extension ReplicaStore {
                     INSERT INTO linli_meta (key, value) VALUES (?, ?)
                     ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)
                     """, arguments: ["ack:\(peer):\(device.hex)", Int64(seq)])
+            }
+        }
+    }
+
+    /// Moves `peer`'s acknowledgement of this device back to `seq`: the
+    /// peer's heads show it lost what it had acknowledged (a server
+    /// restored from an older backup), so the next push sends the rest
+    /// again. Pushes are idempotent, so sending too much is harmless.
+    public func rewindAcknowledgement(device: DeviceID, to seq: UInt64, peer: String = "server") throws {
+        try run {
+            try writer.write { db in
+                try db.execute(sql: """
+                    INSERT INTO linli_meta (key, value) VALUES (?, ?)
+                    ON CONFLICT(key) DO UPDATE SET value = min(value, excluded.value)
+                    """, arguments: ["ack:\(peer):\(device.hex)", Int64(clamping: seq)])
+            }
+        }
+    }
+
+    /// How far `peer` has acknowledged this device's change sets.
+    public func acknowledged(device: DeviceID, peer: String = "server") throws -> UInt64 {
+        try run { try writer.read { db in UInt64(try Self.acknowledged(db, device: device, peer: peer)) } }
+    }
+
+    /// Moves the cursor `name` back to `position` when it is beyond it
+    /// (a server restored from an older backup numbers its log anew).
+    public func rewindCursor(_ name: String, to position: Int64) throws {
+        try run {
+            try writer.write { db in
+                try db.execute(sql: "UPDATE linli_meta SET value = min(value, ?) WHERE key = ?", arguments: [position, "cursor:" + name])
+            }
+        }
+    }
+
+    /// Whether this replica knows any key certified with the role `server`.
+    public func knowsAServerKey() throws -> Bool {
+        try run { try writer.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM linli_device_key WHERE role = 'server' LIMIT 1") ?? false } }
+    }
+
+    /// The public key with `keyID` of `device`, when this replica knows
+    /// it as a server's (certified with the role `server`) and the device
+    /// is not revoked: what a device checks a signed answer against.
+    public func serverKey(device: DeviceID, keyID: Data) throws -> PublicKey? {
+        try run {
+            try writer.read { db in
+                let revoked = try Bool.fetchOne(db, sql: "SELECT 1 FROM linli_revocation WHERE device = ?", arguments: [device.data]) ?? false
+                if revoked { return nil }
+                let bytes = try Data.fetchOne(db, sql: """
+                    SELECT public_key FROM linli_device_key WHERE device = ? AND key_id = ? AND role = 'server'
+                    ORDER BY valid_from_seq DESC LIMIT 1
+                    """, arguments: [device.data, keyID])
+                return bytes.flatMap { PublicKey(bytes: $0) }
             }
         }
     }

@@ -65,8 +65,8 @@ public enum Fixtures {
     /// A temporary folder removed when the returned object is released.
     public final class TemporaryDirectory: @unchecked Sendable {
         public let url: URL
-        public init() {
-            url = FileManager.default.temporaryDirectory.appendingPathComponent("linli-\(UUID().uuidString)")
+        public init(in parent: URL = FileManager.default.temporaryDirectory) {
+            url = parent.appendingPathComponent("linli-\(UUID().uuidString)")
             try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         }
         public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
@@ -85,5 +85,30 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+extension Fixtures {
+    /// The signing identity of test servers: every answer is signed
+    /// (PROTOCOL.md 1.4), so every server has one, certified as `server`.
+    public static let server = identity(0xEE, user: "同步服务器")
+
+    /// Writes `identity`'s key sealed with a passphrase into `folder` and
+    /// returns the `linli-server serve` settings that use it: `device`,
+    /// `key` and `key_passphrase_file`.
+    public static func serverKeySettings(_ identity: DeviceIdentity = server, in folder: String) throws -> [String: String] {
+        let keyPath = (folder as NSString).appendingPathComponent("server.key")
+        let passphrasePath = (folder as NSString).appendingPathComponent("server.passphrase")
+        if !FileManager.default.fileExists(atPath: keyPath) {
+            try SealedKeyFile.write(try SealedKey.seal(identity.key, passphrase: "server passphrase", label: "server", strength: .interactive), to: keyPath)
+            try Data("server passphrase\n".utf8).write(to: URL(fileURLWithPath: passphrasePath))
+        }
+        return ["device": identity.device.hex, "key": keyPath, "key_passphrase_file": passphrasePath]
+    }
+
+    /// The same settings as `serve` options.
+    public static func serverKeyArguments(_ identity: DeviceIdentity = server, in folder: String) throws -> [String] {
+        let settings = try serverKeySettings(identity, in: folder)
+        return ["--device", settings["device"]!, "--key", settings["key"]!, "--key-passphrase-file", settings["key_passphrase_file"]!]
     }
 }

@@ -36,6 +36,12 @@ final class GatedStorage: SyncStorage, @unchecked Sendable {
     func pullEntries(after position: Int64, scopes: Set<Scope>?, limit: Int, excluding device: DeviceID?) throws -> [ReplicaStore.PullEntry] {
         try store.pullEntries(after: position, scopes: scopes, limit: limit, excluding: device)
     }
+    func pullEntries(of device: DeviceID, afterSeq: UInt64, scopes: Set<Scope>?, limit: Int) throws -> [ReplicaStore.PullEntry] {
+        try store.pullEntries(of: device, afterSeq: afterSeq, scopes: scopes, limit: limit)
+    }
+    func heads(scopes: Set<Scope>?, asker: DeviceID) throws -> [ReplicaStore.ScopedHead] { try store.heads(scopes: scopes, asker: asker) }
+    func logEnd() throws -> Int64 { try store.logEnd() }
+    func trustEntries() throws -> [ReplicaStore.PullEntry] { try store.trustEntries() }
     func refused(by device: DeviceID) throws -> [QuarantineRecord] { try store.refused(by: device) }
     func conflicts(in scopes: Set<Scope>?) throws -> [Conflict] { try store.conflicts(in: scopes) }
     func writeSnapshot(scopes: Set<Scope>?, to path: String) throws -> Int64 { try store.writeSnapshot(scopes: scopes, to: path) }

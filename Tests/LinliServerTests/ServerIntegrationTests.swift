@@ -43,6 +43,9 @@ final class RunningServer: @unchecked Sendable {
         try JSONEncoder().encode(Fixtures.schema).write(to: URL(fileURLWithPath: schemaPath))
         let configPath = folder.path("server.json")
         var configuration = ["data": folder.path("data"), "listen": "127.0.0.1:\(port)", "authority": authority.hex, "schema": schemaPath]
+        // Every server signs its answers: the shared test identity unless
+        // the settings name another.
+        configuration.merge(try Fixtures.serverKeySettings(in: folder.path(""))) { _, new in new }
         configuration.merge(settings) { _, new in new }
         try JSONSerialization.data(withJSONObject: configuration).write(to: URL(fileURLWithPath: configPath))
         process = Process()
@@ -116,7 +119,7 @@ final class RunningServer: @unchecked Sendable {
         for client in clients { try await client.sync() }
         for client in clients { try await client.sync() }
         #expect(try phones[0].stateDigest() == phones[1].stateDigest())
-        #expect(try phones[0].counts().changeSets == 3 + 600)
+        #expect(try phones[0].counts().changeSets == 4 + 600)
     }
 
     let rootKey = SigningKey(seed: SecretBytes(copying: Data(repeating: 0xD0, count: 32)))
@@ -130,9 +133,10 @@ final class RunningServer: @unchecked Sendable {
         try authorityStore.issueCertificate(as: authority, device: li.device, publicKey: li.key.publicKey, role: .inspector, grids: ["G1"])
         try authorityStore.issueCertificate(as: authority, device: wang.device, publicKey: wang.key.publicKey, role: .inspector, grids: ["G1"])
         try authorityStore.issueCertificate(as: authority, device: zhang.device, publicKey: zhang.key.publicKey, role: .staff, grids: [])
+        try authorityStore.issueCertificate(as: authority, device: Fixtures.server.device, publicKey: Fixtures.server.key.publicKey, role: .server, grids: [])
         let server = try await RunningServer(authority: rootKey.publicKey)
         let report = try await SyncClient(store: authorityStore, identity: authority, server: server.url).sync()
-        #expect(report.accepted == 3 && report.refused.isEmpty, "\(report)")
+        #expect(report.accepted == 4 && report.refused.isEmpty, "\(report)")
         return (server, authorityStore)
     }
 
@@ -145,7 +149,7 @@ final class RunningServer: @unchecked Sendable {
         let phones = try [phone(server, "li"), phone(server, "wang"), phone(server, "zhang")]
         let clients = zip(phones, [li, wang, zhang]).map { SyncClient(store: $0, identity: $1, server: server.url) }
         for client in clients { try await client.sync() }
-        #expect(try phones.allSatisfy { try $0.certificates().count == 3 })
+        #expect(try phones.allSatisfy { try $0.certificates().count == 4 })
 
         var resident = RowID.random()
         try phones[0].write(as: li) { tx in resident = try tx.create("person", ["grid": .text("G1"), "name": .text("陈静"), "phone": .text("13800138000")]) }

@@ -271,6 +271,7 @@ import Testing
         for device in devices {
             try authorityStore.issueCertificate(as: authority, device: device.device, publicKey: device.key.publicKey, role: .inspector, grids: ["G1"])
         }
+        try authorityStore.issueCertificate(as: authority, device: Fixtures.server.device, publicKey: Fixtures.server.key.publicKey, role: .server, grids: [])
         let server = try await RunningServer(authority: rootKey.publicKey)
         try await SyncClient(store: authorityStore, identity: authority, server: server.url).sync()
         var phones: [ReplicaStore] = []

@@ -54,6 +54,8 @@ struct SyncBenchmark: AsyncParsableCommand {
             try authorityStore.issueCertificate(as: authority, device: device.device, publicKey: device.key.publicKey, role: .inspector,
                                                 grids: [stormGrid(index)])
         }
+        try authorityStore.issueCertificate(as: authority, device: Fixtures.server.device, publicKey: Fixtures.server.key.publicKey,
+                                            role: .server, grids: [])
 
         let process = try startServer(folder: folder, root: root.publicKey, schema: schema)
         defer { process.terminate(); process.waitUntilExit() }
@@ -185,7 +187,8 @@ struct SyncBenchmark: AsyncParsableCommand {
     var port: Int { ServerProcess.port }
 
     func startServer(folder: URL, root: PublicKey, schema: Schema) throws -> Process {
-        try ServerProcess.start(executable: server, folder: folder, root: root, schema: schema, log: serverLog)
+        try ServerProcess.start(executable: server, folder: folder, root: root, schema: schema,
+                                arguments: try Fixtures.serverKeyArguments(in: folder.path), log: serverLog)
     }
 }
 

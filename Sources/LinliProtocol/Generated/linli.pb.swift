@@ -349,6 +349,47 @@ public nonisolated struct Linli_V1_SnapshotManifest: Sendable {
   public init() {}
 }
 
+/// GET /v1/heads: for every device whose change sets the asking device may
+/// see (its own included), the newest change set the server holds of it in
+/// the asker's scopes (PROTOCOL.md 2.6). Signed like every answer.
+public nonisolated struct Linli_V1_Head: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 16-byte device id
+  public var device: Data = Data()
+
+  /// the newest seq the server holds (for the asker: accepted or refused)
+  public var seq: UInt64 = 0
+
+  /// BLAKE2b-256 of that change set's body
+  public var hash: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_V1_HeadsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// sorted by device id
+  public var heads: [Linli_V1_Head] = []
+
+  /// the newest position of the server's log
+  public var logEnd: UInt64 = 0
+
+  /// the server's clock when it answered
+  public var takenAtMs: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "linli.v1"
@@ -929,6 +970,86 @@ nonisolated extension Linli_V1_SnapshotManifest: SwiftProtobuf.Message, SwiftPro
     if lhs.takenAtMs != rhs.takenAtMs {return false}
     if lhs.fileHash != rhs.fileHash {return false}
     if lhs.fileBytes != rhs.fileBytes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_V1_Head: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Head"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}device\0\u{1}seq\0\u{1}hash\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.device) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.hash) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.device.isEmpty {
+      try visitor.visitSingularBytesField(value: self.device, fieldNumber: 1)
+    }
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 2)
+    }
+    if !self.hash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.hash, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_V1_Head, rhs: Linli_V1_Head) -> Bool {
+    if lhs.device != rhs.device {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.hash != rhs.hash {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_V1_HeadsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HeadsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}heads\0\u{3}log_end\0\u{3}taken_at_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.heads) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.logEnd) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.takenAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.heads.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.heads, fieldNumber: 1)
+    }
+    if self.logEnd != 0 {
+      try visitor.visitSingularUInt64Field(value: self.logEnd, fieldNumber: 2)
+    }
+    if self.takenAtMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.takenAtMs, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_V1_HeadsResponse, rhs: Linli_V1_HeadsResponse) -> Bool {
+    if lhs.heads != rhs.heads {return false}
+    if lhs.logEnd != rhs.logEnd {return false}
+    if lhs.takenAtMs != rhs.takenAtMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
