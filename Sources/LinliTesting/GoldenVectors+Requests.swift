@@ -32,9 +32,14 @@ extension GoldenVectors {
         /// For a snapshot manifest: the server's signature over
         /// "linli/snapshot/v1\n" followed by the manifest bytes.
         public var signatureHex: String?
+        /// For a signed answer (PROTOCOL.md 1.4): the name of the request
+        /// vector it answers, and its HTTP status.
+        public var answersRequest: String?
+        public var status: Int?
 
         enum CodingKeys: String, CodingKey {
-            case name, description, method, path, headers
+            case name, description, method, path, headers, status
+            case answersRequest = "answers_request"
             case signedMessage = "signed_message"
             case publicKeyHex = "public_key_hex"
             case bytesHex = "bytes_hex"
@@ -104,7 +109,43 @@ extension GoldenVectors {
         snapshot.publicKeyHex = serverKey.key.publicKey.hex
         snapshot.signatureHex = Hex.encode(serverKey.key.sign(SnapshotWire.signingMessage(manifestBytes)))
         vectors.append(snapshot)
+
+        // Signed answers (PROTOCOL.md 1.4), bound to the requests above.
+        let pullBytes: Data = try pullResponse.serializedBytes()
+        vectors.append(answer("answer-pull", "The server's signed answer to pull-request: the page of pull-response, status 200.",
+                              to: vectors.first { $0.name == "pull-request" }!, status: 200, body: pullBytes, type: "linli.v1.PullResponse",
+                              json: try pullResponse.jsonString()))
+        let (status, error) = (401, Data(#"{"code":"stale_request","hint":"set the device's clock, then sync again","message":"the request's time is 61 minutes from the server's; at most 5 minutes are accepted"}"#.utf8))
+        vectors.append(answer("answer-error", "The server's signed answer refusing status-request as stale: errors are signed too.",
+                              to: vectors.first { $0.name == "status-request" }!, status: status, body: error, type: nil, json: nil))
+        var head = Linli_V1_Head()
+        head.device = alice.device.data
+        head.seq = 1
+        head.hash = first.hash
+        var heads = Linli_V1_HeadsResponse()
+        heads.heads = [head]
+        heads.logEnd = 7
+        heads.takenAtMs = requestTime
+        vectors.append(try message("heads-response", "The heads an inspector is told (PROTOCOL.md 2.6): alice's newest change set in its scopes is seq 1; the log ends at 7.",
+                                   heads))
         return vectors
+    }
+
+    /// The server's signature on an answer to the request vector `request`.
+    static func answer(_ name: String, _ description: String, to request: ProtocolVector, status: Int, body: Data, type: String?,
+                       json: String?) -> ProtocolVector {
+        let headers = request.headers!
+        let bound = AnswerSignature.Request(method: request.method!, path: request.path!, device: alice.device, nonce: headers["Linli-Nonce"]!,
+                                            bodyHash: Blake2b256.hash(Hex.decodeData(request.bytesHex)!))
+        let signature = AnswerSignature.sign(status: status, request: bound, body: body, server: serverKey.device, key: serverKey.key)
+        let message = AnswerSignature.message(status: status, request: bound, body: body, server: serverKey.device)
+        var vector = ProtocolVector(name: name, description: description, method: nil, path: nil,
+                                    headers: Dictionary(uniqueKeysWithValues: signature.headers),
+                                    signedMessage: String(decoding: message, as: UTF8.self), publicKeyHex: serverKey.key.publicKey.hex,
+                                    bytesHex: Hex.encode(body), messageType: type, messageJSON: json, signatureHex: nil)
+        vector.answersRequest = request.name
+        vector.status = status
+        return vector
     }
 
     static func request(_ name: String, _ description: String, method: String, path: String, body: Data, nonce: String,

@@ -56,6 +56,30 @@ struct ProtocolVectorTests {
         }
     }
 
+    @Test func eachSignedAnswerVerifiesAgainstItsRequestAndNoOther() throws {
+        let answers = Self.vectors.filter { $0.answersRequest != nil }
+        #expect(answers.count == 2)
+        for vector in answers {
+            let request = try #require(Self.vectors.first { $0.name == vector.answersRequest })
+            let requestHeaders = try #require(request.headers)
+            let requestSignature = try RequestSignature(header: { requestHeaders[$0] })
+            let body = try #require(Hex.decodeData(vector.bytesHex))
+            let bound = AnswerSignature.Request(method: request.method!, path: request.path!, body: Hex.decodeData(request.bytesHex)!,
+                                                signature: requestSignature)
+            let status = try #require(vector.status)
+            let signature = try AnswerSignature(header: { vector.headers?[$0] })
+            let server = try #require(PublicKey(hex: vector.publicKeyHex ?? ""))
+            #expect(String(decoding: AnswerSignature.message(status: status, request: bound, body: body, server: signature.server), as: UTF8.self)
+                    == vector.signedMessage)
+            try signature.verify(status: status, request: bound, body: body) { _, _ in server }
+            // Bound to that request: another nonce or another status is refused.
+            var other = bound
+            other.nonce = String(repeating: "0", count: 32)
+            #expect(throws: LinliError.self) { try signature.verify(status: status, request: other, body: body) { _, _ in server } }
+            #expect(throws: LinliError.self) { try signature.verify(status: status + 1, request: bound, body: body) { _, _ in server } }
+        }
+    }
+
     @Test func eachMessageDecodesToItsReadableForm() throws {
         for vector in Self.vectors where vector.messageType != nil {
             let bytes = try #require(Hex.decodeData(vector.bytesHex))
@@ -64,6 +88,7 @@ struct ProtocolVectorTests {
             case "linli.v1.PushResponse": try Linli_V1_PushResponse(serializedBytes: bytes)
             case "linli.v1.PullResponse": try Linli_V1_PullResponse(serializedBytes: bytes)
             case "linli.v1.SnapshotManifest": try Linli_V1_SnapshotManifest(serializedBytes: bytes)
+            case "linli.v1.HeadsResponse": try Linli_V1_HeadsResponse(serializedBytes: bytes)
             default: throw LinliError(.malformed, "unknown message type \(vector.messageType ?? "")")
             }
             #expect(try decoded.jsonString() == vector.messageJSON, "\(vector.name)")
