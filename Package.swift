@@ -68,7 +68,7 @@ let package = Package(
             ],
             swiftSettings: strict),
 
-        // The sync server: push, pull and status over HTTP, on Hummingbird.
+        // The sync server: push, pull, heads and status over HTTP, on Hummingbird.
         .target(
             name: "LinliServer",
             dependencies: [
@@ -119,6 +119,14 @@ let package = Package(
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict),
 
+        // The deterministic simulation: a server and devices in one
+        // process, the network, the clock and crashes driven by a seed.
+        .target(
+            name: "LinliSimulation",
+            dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliServer", "LinliClient", "LinliTesting",
+                           .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
+
         .executableTarget(
             name: "linli-bench",
             dependencies: [
@@ -131,7 +139,7 @@ let package = Package(
         .executableTarget(
             name: "linli-sim",
             dependencies: [
-                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting", "LinliClient",
+                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting", "LinliClient", "LinliSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/linli-sim",
@@ -189,7 +197,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "LinliServerTests",
-            dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliClient", "LinliServer", "LinliTesting",
+            dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliClient", "LinliServer", "LinliTesting", "LinliSimulation",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                            .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),

@@ -12,7 +12,7 @@ struct LinliSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "linli-sim",
         abstract: "Simulations and generators for Linli.",
-        subcommands: [OfflineDemo.self, Vectors.self, TrustVectors.self, ProtocolVectors.self, SchemaFile.self, Summary.self])
+        subcommands: [OfflineDemo.self, Simulate.self, Vectors.self, TrustVectors.self, ProtocolVectors.self, SchemaFile.self, Summary.self])
 }
 
 /// Writes the golden change set vectors.
