@@ -112,8 +112,12 @@ public final class RequestVerifier: Sendable {
         key: (DeviceID) throws(LinliError) -> PublicKey
     ) throws(LinliError) {
         let skew = Limits.requestClockSkewMillisecondsMax
-        guard signature.time + skew >= now, signature.time <= now + skew else {
-            let minutes = (max(signature.time, now) - min(signature.time, now)) / 60_000
+        // Every value here may be anything a UInt64 holds: the bounds
+        // saturate instead of overflowing.
+        let earliest = now.subtractingSaturated(skew)
+        let latest = now.addingSaturated(skew)
+        guard signature.time >= earliest, signature.time <= latest else {
+            let minutes = (signature.time > now ? signature.time - now : now - signature.time) / 60_000
             throw LinliError(.staleRequest, "the request's time is \(minutes) minutes from the server's; at most \(skew / 60_000) minutes are accepted",
                              hint: "set the device's clock, then sync again")
         }
@@ -139,8 +143,10 @@ public final class RequestVerifier: Sendable {
             let key = signature.device.hex + signature.nonce
             guard window.expiry[key] == nil else { return .replayed }
             guard window.expiry.count < Limits.requestNoncesMax else { return .full }
-            window.expiry[key] = signature.time + skew
-            window.order.append((key, signature.time + skew))
+            // time <= now + skew here, so this cannot overflow; saturate anyway.
+            let expires = signature.time.addingSaturated(skew)
+            window.expiry[key] = expires
+            window.order.append((key, expires))
             return .fresh
         }
         switch outcome {

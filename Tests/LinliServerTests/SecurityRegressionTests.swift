@@ -1,0 +1,78 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import LinliClient
+import LinliCore
+import LinliCrypto
+import LinliProtocol
+@testable import LinliServer
+@testable import LinliStore
+import LinliTesting
+import SwiftProtobuf
+import Testing
+
+/// What a hostile client sends, against a real `linli-server` on loopback:
+/// numbers at the ends of their type, filters no person would ask for, the
+/// paths around `/metrics`, and one device sending more than its share.
+@Suite(.serialized) struct SecurityRegressionTests {
+    let rootKey = SigningKey(seed: SecretBytes(copying: Data(repeating: 0xD5, count: 32)))
+    var authority: DeviceIdentity { DeviceIdentity(device: Authority.deviceID(root: rootKey.publicKey), key: rootKey, user: "admin") }
+    let li = Fixtures.identity(91, user: "李明")
+    let zhang = Fixtures.identity(92, user: "张伟")
+
+    /// A server that knows li (inspector of G1) and zhang (staff).
+    func deployment() async throws -> RunningServer {
+        let authorityStore = try ReplicaStore(path: nil, schema: Fixtures.schema, authority: rootKey.publicKey)
+        try authorityStore.issueCertificate(as: authority, device: li.device, publicKey: li.key.publicKey, role: .inspector, grids: ["G1"])
+        try authorityStore.issueCertificate(as: authority, device: zhang.device, publicKey: zhang.key.publicKey, role: .staff, grids: [])
+        let server = try await RunningServer(authority: rootKey.publicKey)
+        let report = try await SyncClient(store: authorityStore, identity: authority, server: server.url).sync()
+        #expect(report.accepted == 2 && report.refused.isEmpty, "\(report)")
+        return server
+    }
+
+    static var now: UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+    func isAlive(_ server: RunningServer) async -> Bool {
+        guard let (_, response) = try? await URLSession.shared.data(from: server.url.appendingPathComponent("healthz")) else { return false }
+        return (response as? HTTPURLResponse)?.statusCode == 200 && server.process.isRunning
+    }
+
+    // MARK: - Request times at the ends of UInt64
+
+    @Test func aRequestTimeAtTheEndOfUInt64IsRefusedStaleAndTheServerStaysUp() async throws {
+        let server = try await RunningServer(authority: rootKey.publicKey)
+        // Any hex will do: the time is judged before any key is looked up.
+        for time in ["18446744073709551615", "18446744073709251615", "0"] {
+            let headers = [("Linli-Device", String(repeating: "ab", count: 16)), ("Linli-Key", String(repeating: "cd", count: 8)),
+                           ("Linli-Time", time), ("Linli-Nonce", String(repeating: "ef", count: 16)),
+                           ("Linli-Signature", String(repeating: "01", count: 64))]
+            let (status, error) = try await server.send("GET", "/v1/status", body: Data(), headers: headers)
+            #expect(status == 401 && error["code"] == "stale_request", "time \(time): \(status) \(error)")
+            #expect(await isAlive(server), "the server died on Linli-Time \(time)")
+        }
+    }
+
+    @Test func theVerifierSaturatesAtTheEndsOfTheClock() throws {
+        let verifier = RequestVerifier()
+        let key: (DeviceID) throws(LinliError) -> PublicKey = { _ in self.li.key.publicKey }
+        // A server clock at the very end of UInt64: the window saturates
+        // instead of wrapping, and a request at that time is taken.
+        let last = RequestSignature.sign(method: "GET", path: "/v1/status", body: Data(), device: li.device, key: li.key, time: .max)
+        try verifier.verify(last, method: "GET", path: "/v1/status", body: Data(), now: .max, key: key)
+        // A server clock near 0: a request at time 0 is inside the window.
+        let first = RequestSignature.sign(method: "GET", path: "/v1/status", body: Data(), device: li.device, key: li.key, time: 0)
+        try verifier.verify(first, method: "GET", path: "/v1/status", body: Data(), now: 1_000, key: key)
+        // And a far-future time against an ordinary clock is stale, not a trap.
+        let future = RequestSignature.sign(method: "GET", path: "/v1/status", body: Data(), device: li.device, key: li.key, time: .max)
+        #expect(throws: LinliError.self) { try verifier.verify(future, method: "GET", path: "/v1/status", body: Data(), now: Self.now, key: key) }
+        do {
+            try verifier.verify(future, method: "GET", path: "/v1/status", body: Data(), now: Self.now, key: key)
+        } catch {
+            #expect(error.code == .staleRequest)
+        }
+        #expect(UInt64.max.addingSaturated(1) == .max && UInt64(0).subtractingSaturated(1) == 0 && UInt64.max.multipliedSaturated(by: 2) == .max)
+        #expect(UInt64(5).addingSaturated(7) == 12 && UInt64(7).subtractingSaturated(5) == 2 && UInt64(6).multipliedSaturated(by: 7) == 42)
+    }
+}
