@@ -148,4 +148,10 @@ public enum Limits {
             && groupCommitChangeSetsMax >= pushChangeSetsMax
             && deskResolutionsPerChangeSetMax * 2 <= rowsPerChangeSetMax
     }
+
+    // MARK: Hostile input: what one device or one client address may take
+
+    /// Largest age the review queue can be filtered by (`older` of
+    /// `/v1/desk/queue`, `older_hours` of `/desk/queue`), in seconds: ten years.
+    public static let deskOlderSecondsMax: UInt64 = 10 * 365 * 24 * 3600
 }

@@ -266,8 +266,9 @@ public final class DeskWeb: Sendable {
             }
         }
         if let hours = query["older_hours"], !hours.isEmpty {
-            if let parsed = UInt64(hours), parsed < 1_000_000 { filter.olderThanSeconds = parsed * 3600 } else {
-                problems.append("等待时间须为小时数（整数） · The age must be a whole number of hours, not \(hours).")
+            let hoursMax = Limits.deskOlderSecondsMax / 3600
+            if let parsed = UInt64(hours), parsed <= hoursMax { filter.olderThanSeconds = parsed * 3600 } else {
+                problems.append("等待时间须为不超过 \(hoursMax) 的小时数（整数） · The age must be a whole number of hours up to \(hoursMax) (ten years), not \(hours.prefix(40)).")
             }
         }
         let all = try await allItems()

@@ -75,4 +75,34 @@ import Testing
         #expect(UInt64.max.addingSaturated(1) == .max && UInt64(0).subtractingSaturated(1) == 0 && UInt64.max.multipliedSaturated(by: 2) == .max)
         #expect(UInt64(5).addingSaturated(7) == 12 && UInt64(7).subtractingSaturated(5) == 2 && UInt64(6).multipliedSaturated(by: 7) == 42)
     }
+
+    // MARK: - The queue's age filter
+
+    @Test func aStaffDeviceAskingForAnAbsurdAgeIsRefusedAndTheServerStaysUp() async throws {
+        let server = try await deployment()
+        func queue(_ older: String) async throws -> (Int, [String: String]) {
+            let path = "/v1/desk/queue?older=\(older)"
+            let signature = RequestSignature.sign(method: "GET", path: path, body: Data(), device: zhang.device, key: zhang.key, time: Self.now)
+            return try await server.send("GET", path, body: Data(), headers: signature.headers)
+        }
+        for older in ["18446744073709551", "18446744073709551615", String(Limits.deskOlderSecondsMax + 1)] {
+            let (status, error) = try await queue(older)
+            #expect(status == 400 && error["code"] == "invalid_input", "older=\(older): \(status) \(error)")
+            #expect(error["message"]?.contains("deskOlderSecondsMax") == true, "\(error)")
+            #expect(await isAlive(server), "the server died on older=\(older)")
+        }
+        let (status, _) = try await queue(String(Limits.deskOlderSecondsMax))
+        #expect(status == 200)
+        #expect(await isAlive(server))
+    }
+
+    @Test func theAgeFilterComparesWithoutOverflowAndKeepsItsMeaning() {
+        let item = ReviewItem(id: "c1", kind: .conflict, scope: "grid:G1", grid: "G1", table: "person", row: "r", field: "phone",
+                              detectedAt: 10_000, summary: "")
+        func matches(_ seconds: UInt64, now: UInt64) -> Bool { ReviewFilter(olderThanSeconds: seconds).matches(item, now: now) }
+        #expect(!matches(.max, now: .max))
+        #expect(!matches(UInt64.max / 1000 + 1, now: 20_000))
+        #expect(matches(10, now: 20_000) && !matches(10, now: 19_999) && !matches(11, now: 20_000))
+        #expect(matches(0, now: 10_000) && !matches(0, now: 9_999))
+    }
 }
