@@ -105,4 +105,18 @@ import Testing
         #expect(matches(10, now: 20_000) && !matches(10, now: 19_999) && !matches(11, now: 20_000))
         #expect(matches(0, now: 10_000) && !matches(0, now: 9_999))
     }
+
+    // MARK: - /metrics and the paths around it
+
+    @Test func theServerAnswersMetricsOnlyAtTheExactPath() async throws {
+        let server = try await RunningServer(authority: rootKey.publicKey)
+        let (_, exact) = try await URLSession.shared.data(from: URL(string: server.url.absoluteString + "/metrics")!)
+        #expect((exact as? HTTPURLResponse)?.statusCode == 200)
+        for path in ["/metrics/", "/metrics//", "//metrics"] {
+            let (data, response) = try await URLSession.shared.data(from: URL(string: server.url.absoluteString + path)!)
+            let status = (response as? HTTPURLResponse)?.statusCode
+            #expect(status == 404, "\(path): \(status.map(String.init) ?? "none")")
+            #expect(!String(decoding: data, as: UTF8.self).contains("linli_"), "\(path) showed the metrics")
+        }
+    }
 }
