@@ -119,4 +119,35 @@ import Testing
             #expect(!String(decoding: data, as: UTF8.self).contains("linli_"), "\(path) showed the metrics")
         }
     }
+
+    // MARK: - A snapshot manifest's numbers
+
+    @Test func aSnapshotManifestWithNumbersPastInt64IsRefusedNotATrap() throws {
+        let folder = Fixtures.TemporaryDirectory()
+        let file = folder.path("snapshot.sqlite")
+        try Data("not much of a replica".utf8).write(to: URL(fileURLWithPath: file))
+        func adopt(_ edit: (inout Linli_V1_SnapshotManifest) -> Void) -> LinliError? {
+            var manifest = Linli_V1_SnapshotManifest()
+            manifest.format = 1
+            manifest.serverDevice = li.device.data
+            edit(&manifest)
+            do {
+                _ = try ReplicaStore.adoptSnapshot(file: file, manifest: try manifest.serializedBytes(), signature: Data(count: 64),
+                                                   authority: rootKey.publicKey, schema: Fixtures.schema,
+                                                   at: folder.path("replica.sqlite"), cursorName: "server")
+                return nil
+            } catch let error as LinliError {
+                return error
+            } catch {
+                return LinliError(.storage, "\(error)")
+            }
+        }
+        // The size is compared before the signature is checked: a manifest
+        // anyone can write must not stop the device.
+        let size = adopt { $0.fileBytes = .max }
+        #expect(size?.code == .damagedFile && size?.message.contains("18446744073709551615") == true, "\(String(describing: size))")
+        let cursor = adopt { $0.cursor = .max }
+        #expect(cursor?.code == .malformed && cursor?.message.contains("cursor") == true, "\(String(describing: cursor))")
+        #expect(!FileManager.default.fileExists(atPath: folder.path("replica.sqlite")))
+    }
 }
