@@ -147,10 +147,16 @@ public enum Limits {
             && pullPageBytesMax + changeSetBytesMax < responseBytesMax
             && groupCommitChangeSetsMax >= pushChangeSetsMax
             && deskResolutionsPerChangeSetMax * 2 <= rowsPerChangeSetMax
+            && requestNoncesPerDeviceMax <= requestNoncesMax
     }
 
     // MARK: Hostile input: what one device or one client address may take
 
+    /// Most nonces of one device the server remembers at once (a nonce is
+    /// kept until its request's time is outside the skew window). A device
+    /// past it is refused `over_limit` until its old nonces expire; other
+    /// devices are not affected. ``requestNoncesMax`` still bounds them all.
+    public static let requestNoncesPerDeviceMax = 10_000
     /// Largest age the review queue can be filtered by (`older` of
     /// `/v1/desk/queue`, `older_hours` of `/desk/queue`), in seconds: ten years.
     public static let deskOlderSecondsMax: UInt64 = 10 * 365 * 24 * 3600

@@ -120,6 +120,39 @@ import Testing
         }
     }
 
+    // MARK: - Nonces per device
+
+    @Test func oneDeviceCannotFillTheNonceWindowForOthers() throws {
+        let verifier = RequestVerifier(noncesPerDeviceMax: 5, noncesMax: 8)
+        let wang = Fixtures.identity(93, user: "王芳")
+        let keys = [li.device: li.key.publicKey, wang.device: wang.key.publicKey]
+        let key: (DeviceID) throws(LinliError) -> PublicKey = { device throws(LinliError) in
+            guard let found = keys[device] else { throw LinliError(.unknownDevice, "unknown") }
+            return found
+        }
+        let start = Self.now
+        func send(_ who: DeviceIdentity, at now: UInt64) -> LinliError.Code? {
+            let signature = RequestSignature.sign(method: "GET", path: "/v1/status", body: Data(), device: who.device, key: who.key, time: now)
+            do {
+                try verifier.verify(signature, method: "GET", path: "/v1/status", body: Data(), now: now, key: key)
+                return nil
+            } catch {
+                return error.code
+            }
+        }
+        // li sends as fast as it can: its share is 5 nonces in the window.
+        let li = self.li
+        #expect((0..<5).map { _ in send(li, at: start) }.allSatisfy { $0 == nil })
+        #expect((0..<20).map { _ in send(li, at: start) }.allSatisfy { $0 == .overLimit })
+        // wang is not refused for li's requests.
+        #expect((0..<3).map { _ in send(wang, at: start) }.allSatisfy { $0 == nil })
+        // The whole window is bounded too (8 here): then everyone waits.
+        #expect(send(wang, at: start) == .overLimit)
+        // Once li's requests are outside the window, li may send again.
+        let later = start + 2 * Limits.requestClockSkewMillisecondsMax + 1
+        #expect(send(li, at: later) == nil && send(wang, at: later) == nil)
+    }
+
     // MARK: - A snapshot manifest's numbers
 
     @Test func aSnapshotManifestWithNumbersPastInt64IsRefusedNotATrap() throws {
