@@ -170,4 +170,7 @@ public enum Limits {
     public static let deskLoginsInFlightPerAddressMax = 2
     /// Client addresses whose failures are remembered at once.
     public static let deskLoginAddressesMax = 10_000
+    /// Expired desk sessions, which hold unsealed staff keys, are ended at
+    /// least this often, in seconds, with or without requests.
+    public static let deskSessionSweepSecondsMax: UInt64 = 60
 }

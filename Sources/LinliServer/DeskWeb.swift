@@ -39,6 +39,8 @@ import Synchronization
 /// address waits before the next try from there
 /// (``Limits/deskLoginFailuresFree``), and so does an address with many
 /// failures over all names (``Limits/deskLoginFailuresPerAddressFree``).
+/// Expired sessions are ended at least every
+/// ``Limits/deskSessionSweepSecondsMax``, with their unsealed keys.
 public final class DeskWeb: Sendable {
     let service: SyncService
     let schema: Schema
@@ -49,12 +51,14 @@ public final class DeskWeb: Sendable {
     let trustProxy: Bool
     let logger: Logger
     let clock: @Sendable () -> UInt64
-    let sessions = DeskSessions()
+    let sessions: DeskSessions
     let throttle = DeskLoginThrottle()
     /// One resolution at a time: an item is read again and resolved under
     /// this lock, so two staff members cannot settle it twice.
     let resolving = NSLock()
     let pages: DeskPages
+    /// Ends expired sessions even when no request comes.
+    let sweeper: Task<Void, Never>
     let warnedForwarded = Mutex(false)
 
     static let sessionCookie = "linli_desk"
@@ -74,6 +78,14 @@ public final class DeskWeb: Sendable {
         self.logger = logger
         self.clock = clock
         pages = try DeskPages()
+        let sessions = DeskSessions()
+        self.sessions = sessions
+        sweeper = Task.detached {
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: Limits.deskSessionSweepSecondsMax * 1_000_000_000)
+                await sessions.sweep(now: clock())
+            }
+        }
         // Made now, so the first login of an unknown name is not the one
         // that takes longer.
         _ = DeskUnlock.decoy
@@ -82,6 +94,8 @@ public final class DeskWeb: Sendable {
                            metadata: ["path": "\(accountsPath)"])
         }
     }
+
+    deinit { sweeper.cancel() }
 
     var storage: any SyncStorage { service.storage }
 
@@ -1037,11 +1051,26 @@ struct DeskSession: Sendable {
 /// is only in the staff member's cookie.
 actor DeskSessions {
     private var sessions: [String: DeskSession] = [:]
+    private var sweptAt: UInt64 = 0
 
     static func key(_ token: String) -> String { Hex.encode(Blake2b256.hash(Data(token.utf8))) }
 
+    /// Sessions held, open or not yet swept.
+    var count: Int { sessions.count }
+
+    /// Ends every expired session: its unsealed key goes with it.
+    func sweep(now: UInt64) {
+        sessions = sessions.filter { Self.isOpen($0.value, now: now) }
+        sweptAt = now
+    }
+
+    private func sweepIfDue(now: UInt64) {
+        if now.subtractingSaturated(sweptAt) >= Limits.deskSessionSweepSecondsMax * 1000 { sweep(now: now) }
+    }
+
     /// Opens a session; returns its token.
     func open(identity: DeviceIdentity, now: UInt64) -> String {
+        sweepIfDue(now: now)
         if sessions.count >= Limits.deskSessionsMax {
             sessions = sessions.filter { Self.isOpen($0.value, now: now) }
             if sessions.count >= Limits.deskSessionsMax, let oldest = sessions.min(by: { $0.value.lastSeen < $1.value.lastSeen }) {
@@ -1060,6 +1089,7 @@ actor DeskSessions {
 
     /// The open session of `token`, marked as used now; an expired one ends.
     func find(token: String, now: UInt64) -> DeskSession? {
+        sweepIfDue(now: now)
         let key = Self.key(token)
         guard var session = sessions[key] else { return nil }
         guard Self.isOpen(session, now: now) else {

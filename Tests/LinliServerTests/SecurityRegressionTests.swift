@@ -153,6 +153,25 @@ import Testing
         #expect(send(li, at: later) == nil && send(wang, at: later) == nil)
     }
 
+    // MARK: - Desk sessions end when they expire, requests or not
+
+    @Test func expiredDeskSessionsAreSweptWithTheirKeys() async throws {
+        let sessions = DeskSessions()
+        let start: UInt64 = 1_000_000
+        let idle = Limits.deskSessionIdleSecondsMax * 1000
+        let first = await sessions.open(identity: zhang, now: start)
+        #expect(await sessions.count == 1)
+        // Another staff member logs in after the first session expired:
+        // the first one is ended, not kept with its unsealed key.
+        let second = await sessions.open(identity: li, now: start + idle + 1)
+        #expect(await sessions.count == 1)
+        #expect(await sessions.find(token: first, now: start + idle + 2) == nil)
+        #expect(await sessions.find(token: second, now: start + idle + 2)?.identity.user == li.user)
+        // With no request at all, the sweep alone ends it.
+        await sessions.sweep(now: start + 3 * idle)
+        #expect(await sessions.count == 0)
+    }
+
     // MARK: - A snapshot manifest's numbers
 
     @Test func aSnapshotManifestWithNumbersPastInt64IsRefusedNotATrap() throws {
