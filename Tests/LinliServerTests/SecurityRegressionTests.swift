@@ -202,4 +202,25 @@ import Testing
         #expect(cursor?.code == .malformed && cursor?.message.contains("cursor") == true, "\(String(describing: cursor))")
         #expect(!FileManager.default.fileExists(atPath: folder.path("replica.sqlite")))
     }
+
+    // MARK: - The largest sequence number
+
+    @Test func aChangeSetAtTheLargestSequenceNumberReleasesNothingAndDoesNotTrap() throws {
+        let replica = try Fixtures.store(knowing: [li])
+        let now = Self.now
+        func house() -> RowChange {
+            RowChange(table: "house", row: RowID.random(), writes: [FieldWrite(field: "grid", value: .text("G1")),
+                                                                     FieldWrite(field: "address", value: .text("幸福路 1 号"))])
+        }
+        let first = try Fixtures.signed(li, seq: 1, prev: Data(), hlc: now << 16, rows: [house()])
+        let waiting = try Fixtures.signed(li, seq: 3, prev: Data(repeating: 7, count: 32), hlc: (now + 1) << 16, rows: [house()])
+        let last = try Fixtures.signed(li, seq: Limits.sequenceNumberMax, prev: Data(repeating: 9, count: 32), hlc: (now + 2) << 16, rows: [house()])
+        #expect(try replica.apply([first]).map(\.status) == [.applied])
+        #expect(try replica.apply([waiting]).map(\.status) == [.held(missingFrom: 2)])
+        // Pulled with its predecessor among what this replica has: applied,
+        // and the held change sets after it are looked for without a trap.
+        let outcome = try replica.apply([OfferedChangeSet(envelope: last.envelope, scopedPredecessor: 1)])
+        #expect(outcome.map(\.status) == [.applied])
+        #expect(try replica.heads()[li.device]?.seq == Limits.sequenceNumberMax)
+    }
 }
