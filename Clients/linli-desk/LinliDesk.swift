@@ -84,7 +84,12 @@ struct FilterOptions: ParsableArguments {
         guard let unit = text.last, let factor = units[unit], let number = UInt64(text.dropLast()) else {
             throw LinliError(.invalidInput, "\(text) is not an age; write a number and a unit: 90s, 30m, 2h or 3d")
         }
-        return number * factor
+        // The number is anyone's typing: bounded before it is multiplied.
+        let (seconds, overflow) = number.multipliedReportingOverflow(by: factor)
+        guard !overflow, seconds <= Limits.deskOlderSecondsMax else {
+            throw LinliError(.invalidInput, "\(text) is older than the queue goes: at most \(Limits.deskOlderSecondsMax / 86400)d (deskOlderSecondsMax, ten years)")
+        }
+        return seconds
     }
 }
 
@@ -171,8 +176,9 @@ struct Queue: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded(program) {
+            let filter = try self.filter.filter()
             let desk = try Desk.open(device)
-            let items = try await desk.client.reviewQueue(try filter.filter())
+            let items = try await desk.client.reviewQueue(filter)
             if json {
                 printJSON(try items.map(itemJSON))
                 return

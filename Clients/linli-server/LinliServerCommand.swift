@@ -21,16 +21,19 @@ struct Serve: AsyncParsableCommand {
         abstract: "Serve push and pull over HTTP.",
         discussion: """
             Settings come from the flags, else the environment (LINLI_DATA, LINLI_LISTEN, LINLI_AUTHORITY, \
-            LINLI_SCHEMA, LINLI_DEVICE, LINLI_KEY, LINLI_KEY_PASSPHRASE_FILE, LINLI_DESK_ACCOUNTS, LINLI_DESK_SECURE_COOKIES), \
-            else the configuration file (--config, JSON with the keys data, listen, authority, schema, device, key, \
-            key_passphrase_file, desk_accounts, desk_secure_cookies).
+            LINLI_SCHEMA, LINLI_DEVICE, LINLI_KEY, LINLI_KEY_PASSPHRASE_FILE, LINLI_DESK_ACCOUNTS, LINLI_DESK_SECURE_COOKIES, \
+            LINLI_DESK_TRUST_PROXY), else the configuration file (--config, JSON with the keys data, listen, authority, schema, \
+            device, key, key_passphrase_file, desk_accounts, desk_secure_cookies, desk_trust_proxy).
 
             With a device id and a sealed key enrolled with the role server, the server signs bootstrap snapshots \
             (GET /v1/snapshot); without them it offers none, and new devices replay from zero.
 
             With a desk accounts file (linli-admin desk add), it serves the staff's conflict desk at /desk: staff \
             log in with their password and resolve the review queue in a browser. The file is read at every login. \
-            Behind TLS (nginx), add --desk-secure-cookies so the session cookie is sent over HTTPS only.
+            Behind TLS (nginx), add --desk-secure-cookies so the session cookie is sent over HTTPS only, and \
+            --desk-trust-proxy so failed logins are counted per client address (the last X-Forwarded-For address, \
+            which the shipped nginx configuration sets) and not as if all came from nginx; only when the server \
+            listens where nothing but the proxy reaches it.
 
             SIGTERM or SIGINT stops it gracefully: it stops accepting connections, finishes the requests in flight \
             (a push in a commit is answered), and exits.
@@ -46,6 +49,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A file whose first line unseals the server's key.") var keyPassphraseFile: String?
     @Option(help: "The desk accounts file (linli-admin desk add): serves the staff's conflict desk at /desk.") var deskAccounts: String?
     @Flag(help: "Mark the desk's cookies Secure: for when TLS ends in front of the server.") var deskSecureCookies = false
+    @Flag(help: "Take the desk's client addresses from the proxy's X-Forwarded-For: for when only the proxy reaches the server.")
+    var deskTrustProxy = false
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -97,10 +102,13 @@ struct Serve: AsyncParsableCommand {
         let router = SyncServer.router(service, logger: logger, metrics: registry)
         if let accounts = deskAccounts ?? environment["LINLI_DESK_ACCOUNTS"] ?? file["desk_accounts"] {
             let secure = deskSecureCookies || ["1", "true", "yes"].contains((environment["LINLI_DESK_SECURE_COOKIES"] ?? file["desk_secure_cookies"] ?? "").lowercased())
-            try DeskWeb(service: service, schema: store.schema, accountsPath: accounts, secureCookies: secure, logger: logger).mount(on: router)
-            logger.info("conflict desk at /desk", metadata: ["accounts": "\(accounts)", "secure_cookies": "\(secure)"])
+            let trustProxy = deskTrustProxy || ["1", "true", "yes"].contains((environment["LINLI_DESK_TRUST_PROXY"] ?? file["desk_trust_proxy"] ?? "").lowercased())
+            try DeskWeb(service: service, schema: store.schema, accountsPath: accounts, secureCookies: secure, trustProxy: trustProxy,
+                        logger: logger).mount(on: router)
+            logger.info("conflict desk at /desk", metadata: ["accounts": "\(accounts)", "secure_cookies": "\(secure)", "trust_proxy": "\(trustProxy)"])
         }
-        let app = Application(router: router, configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "linli-server"),
+        // The responder notes each connection's peer address for the desk's login throttle.
+        let app = Application(responder: PeerAddressResponder(router.buildResponder()), configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "linli-server"),
                               logger: logger)
         logger.info("listening", metadata: ["address": "\(listen)", "data": "\(data)"])
         // runService stops gracefully on SIGTERM and SIGINT.

@@ -122,13 +122,14 @@ public enum Limits {
     public static let deskSessionLifetimeSecondsMax: UInt64 = 12 * 3600
     /// Sessions held at once; past it, the least recently used one ends.
     public static let deskSessionsMax = 10_000
-    /// Failed logins of one user name that cost nothing; after them each
-    /// further try waits, 1 s doubling per failure up to the maximum.
+    /// Failed logins of one user name from one client address that cost
+    /// nothing; after them each further try of that name from that address
+    /// waits, 1 s doubling per failure up to the maximum.
     public static let deskLoginFailuresFree = 3
     public static let deskLoginDelaySecondsMax: UInt64 = 300
     /// A user name's failures are forgotten after this long without one.
     public static let deskLoginFailuresKeptSecondsMax: UInt64 = 3600
-    /// User names whose failures are remembered at once.
+    /// User names (each with a client address) whose failures are remembered at once.
     public static let deskLoginNamesMax = 10_000
     /// Password checks running at once (each Argon2id check takes 64 MiB).
     public static let deskLoginsInFlightMax = 4
@@ -157,5 +158,29 @@ public enum Limits {
             && pullPageBytesMax + changeSetBytesMax < responseBytesMax
             && groupCommitChangeSetsMax >= pushChangeSetsMax
             && deskResolutionsPerChangeSetMax * 2 <= rowsPerChangeSetMax
+            && requestNoncesPerDeviceMax <= requestNoncesMax
+            && deskLoginsInFlightPerAddressMax <= deskLoginsInFlightMax
     }
+
+    // MARK: Hostile input: what one device or one client address may take
+
+    /// Most nonces of one device the server remembers at once (a nonce is
+    /// kept until its request's time is outside the skew window). A device
+    /// past it is refused `over_limit` until its old nonces expire; other
+    /// devices are not affected. ``requestNoncesMax`` still bounds them all.
+    public static let requestNoncesPerDeviceMax = 10_000
+    /// Largest age the review queue can be filtered by (`older` of
+    /// `/v1/desk/queue`, `older_hours` of `/desk/queue`), in seconds: ten years.
+    public static let deskOlderSecondsMax: UInt64 = 10 * 365 * 24 * 3600
+    /// Failed logins from one client address, over all user names, that
+    /// cost nothing; after them the address's tries wait as a name's do.
+    public static let deskLoginFailuresPerAddressFree = 10
+    /// Password checks of one client address running at once (of the
+    /// ``deskLoginsInFlightMax`` of the whole server).
+    public static let deskLoginsInFlightPerAddressMax = 2
+    /// Client addresses whose failures are remembered at once.
+    public static let deskLoginAddressesMax = 10_000
+    /// Expired desk sessions, which hold unsealed staff keys, are ended at
+    /// least this often, in seconds, with or without requests.
+    public static let deskSessionSweepSecondsMax: UInt64 = 60
 }

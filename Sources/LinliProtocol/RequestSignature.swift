@@ -96,14 +96,23 @@ public struct RequestSignature: Sendable, Equatable {
 /// the device's current key, or throws `unknown_device` or `revoked`.
 public final class RequestVerifier: Sendable {
     private let seen = Mutex(NonceWindow())
+    private let noncesPerDeviceMax: Int
+    private let noncesMax: Int
 
     struct NonceWindow {
         var expiry: [String: UInt64] = [:]
-        var order: [(nonce: String, expires: UInt64)] = []
+        var order: [(nonce: String, device: DeviceID, expires: UInt64)] = []
         var head = 0
+        /// Nonces remembered per device, so one device cannot fill the window for all.
+        var perDevice: [DeviceID: Int] = [:]
     }
 
-    public init() {}
+    /// The bounds default to ``Limits/requestNoncesPerDeviceMax`` and
+    /// ``Limits/requestNoncesMax``; tests give smaller ones.
+    public init(noncesPerDeviceMax: Int = Limits.requestNoncesPerDeviceMax, noncesMax: Int = Limits.requestNoncesMax) {
+        self.noncesPerDeviceMax = noncesPerDeviceMax
+        self.noncesMax = noncesMax
+    }
 
     /// Verifies a request and records its nonce. Throws a `LinliError` with
     /// the code the protocol documents for each refusal.
@@ -112,8 +121,12 @@ public final class RequestVerifier: Sendable {
         key: (DeviceID) throws(LinliError) -> PublicKey
     ) throws(LinliError) {
         let skew = Limits.requestClockSkewMillisecondsMax
-        guard signature.time + skew >= now, signature.time <= now + skew else {
-            let minutes = (max(signature.time, now) - min(signature.time, now)) / 60_000
+        // Every value here may be anything a UInt64 holds: the bounds
+        // saturate instead of overflowing.
+        let earliest = now.subtractingSaturated(skew)
+        let latest = now.addingSaturated(skew)
+        guard signature.time >= earliest, signature.time <= latest else {
+            let minutes = (signature.time > now ? signature.time - now : now - signature.time) / 60_000
             throw LinliError(.staleRequest, "the request's time is \(minutes) minutes from the server's; at most \(skew / 60_000) minutes are accepted",
                              hint: "set the device's clock, then sync again")
         }
@@ -125,11 +138,17 @@ public final class RequestVerifier: Sendable {
         guard publicKey.verify(signature: signature.signature, message: message) else {
             throw LinliError(.badRequestSignature, "the request's signature does not match its method, path, body, time and nonce")
         }
-        enum Seen { case fresh, replayed, full }
+        enum Seen { case fresh, replayed, deviceFull, full }
+        let perDeviceMax = noncesPerDeviceMax
+        let allMax = noncesMax
         let outcome = seen.withLock { window -> Seen in
             // Forget nonces whose requests are outside the window anyway.
             while window.head < window.order.count, window.order[window.head].expires < now {
-                window.expiry.removeValue(forKey: window.order[window.head].nonce)
+                let expired = window.order[window.head]
+                if window.expiry.removeValue(forKey: expired.nonce) != nil {
+                    let left = (window.perDevice[expired.device] ?? 1) - 1
+                    window.perDevice[expired.device] = left > 0 ? left : nil
+                }
                 window.head += 1
             }
             if window.head > 4096, window.head * 2 > window.order.count {
@@ -138,9 +157,14 @@ public final class RequestVerifier: Sendable {
             }
             let key = signature.device.hex + signature.nonce
             guard window.expiry[key] == nil else { return .replayed }
-            guard window.expiry.count < Limits.requestNoncesMax else { return .full }
-            window.expiry[key] = signature.time + skew
-            window.order.append((key, signature.time + skew))
+            let held = window.perDevice[signature.device] ?? 0
+            guard held < perDeviceMax else { return .deviceFull }
+            guard window.expiry.count < allMax else { return .full }
+            // time <= now + skew here, so this cannot overflow; saturate anyway.
+            let expires = signature.time.addingSaturated(skew)
+            window.expiry[key] = expires
+            window.order.append((key, signature.device, expires))
+            window.perDevice[signature.device] = held + 1
             return .fresh
         }
         switch outcome {
@@ -148,8 +172,11 @@ public final class RequestVerifier: Sendable {
         case .replayed:
             throw LinliError(.replayedRequest, "this request was already received (its nonce was used): a replay is refused",
                              hint: "sign each request anew")
+        case .deviceFull:
+            throw LinliError(.overLimit, "this device sent more than requestNoncesPerDeviceMax (\(perDeviceMax)) requests within \(2 * skew / 60_000) minutes; the server takes no more of its requests until older ones expire",
+                             hint: "try again in a few minutes")
         case .full:
-            throw LinliError(.overLimit, "the server holds requestNoncesMax (\(Limits.requestNoncesMax)) recent nonces and cannot take another now",
+            throw LinliError(.overLimit, "the server holds requestNoncesMax (\(allMax)) recent nonces and cannot take another now",
                              hint: "try again in a few minutes")
         }
     }

@@ -49,7 +49,8 @@ public struct DeskQueueAnswer: Codable, Sendable {
 
 extension ReviewFilter {
     /// The filter from query parameters `grid`, `table`, `kind`, `field`,
-    /// `older` (seconds); an unknown kind or a bad age is refused.
+    /// `older` (seconds, at most ``Limits/deskOlderSecondsMax``); an unknown
+    /// kind or a bad age is refused.
     public init(query: [String: String]) throws(LinliError) {
         self.init()
         grid = query["grid"].flatMap { $0.isEmpty ? nil : $0 }
@@ -62,8 +63,9 @@ extension ReviewFilter {
             self.kind = kind
         }
         if let text = query["older"], !text.isEmpty {
-            guard let seconds = UInt64(text) else {
-                throw LinliError(.invalidInput, "older must be a number of seconds, not \(text)")
+            guard let seconds = UInt64(text), seconds <= Limits.deskOlderSecondsMax else {
+                throw LinliError(.invalidInput, "older must be a whole number of seconds up to deskOlderSecondsMax (\(Limits.deskOlderSecondsMax), ten years), not \(text.prefix(40))",
+                                 hint: "ask for items older than a day with older=86400")
             }
             olderThanSeconds = seconds
         }

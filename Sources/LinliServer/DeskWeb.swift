@@ -9,6 +9,7 @@ import Logging
 import Metrics
 import Mustache
 import NIOCore
+import Synchronization
 
 /// The staff's conflict desk as web pages on the sync server, under `/desk`.
 ///
@@ -34,36 +35,57 @@ import NIOCore
 /// ends at logout, after ``Limits/deskSessionIdleSecondsMax`` idle, or when
 /// its device's certificate is revoked (checked at every request). Every
 /// form carries the session's CSRF token; the login form a token of its own
-/// in a cookie (double submit). A user name with failed logins waits before
-/// the next try (``Limits/deskLoginFailuresFree``).
+/// in a cookie (double submit). A user name with failed logins from a client
+/// address waits before the next try from there
+/// (``Limits/deskLoginFailuresFree``), and so does an address with many
+/// failures over all names (``Limits/deskLoginFailuresPerAddressFree``).
+/// Expired sessions are ended at least every
+/// ``Limits/deskSessionSweepSecondsMax``, with their unsealed keys.
 public final class DeskWeb: Sendable {
     let service: SyncService
     let schema: Schema
     let accountsPath: String
     let secureCookies: Bool
+    /// Whether the client's address is the last of `X-Forwarded-For` (set
+    /// by the proxy in front) rather than the connection's peer.
+    let trustProxy: Bool
     let logger: Logger
     let clock: @Sendable () -> UInt64
-    let sessions = DeskSessions()
+    let sessions: DeskSessions
     let throttle = DeskLoginThrottle()
     /// One resolution at a time: an item is read again and resolved under
     /// this lock, so two staff members cannot settle it twice.
     let resolving = NSLock()
     let pages: DeskPages
+    /// Ends expired sessions even when no request comes.
+    let sweeper: Task<Void, Never>
+    let warnedForwarded = Mutex(false)
 
     static let sessionCookie = "linli_desk"
     static let loginCookie = "linli_desk_login"
 
     /// `schema` is the server store's (for typed values); `secureCookies`
-    /// marks the cookies Secure, for when TLS ends in front of the server.
-    public init(service: SyncService, schema: Schema, accountsPath: String, secureCookies: Bool = false, logger: Logger,
-                clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock) throws {
+    /// marks the cookies Secure, for when TLS ends in front of the server;
+    /// `trustProxy` takes the client's address from the proxy's
+    /// `X-Forwarded-For` (only for a server reached through the proxy alone).
+    public init(service: SyncService, schema: Schema, accountsPath: String, secureCookies: Bool = false, trustProxy: Bool = false,
+                logger: Logger, clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock) throws {
         self.service = service
         self.schema = schema
         self.accountsPath = accountsPath
         self.secureCookies = secureCookies
+        self.trustProxy = trustProxy
         self.logger = logger
         self.clock = clock
         pages = try DeskPages()
+        let sessions = DeskSessions()
+        self.sessions = sessions
+        sweeper = Task.detached {
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: Limits.deskSessionSweepSecondsMax * 1_000_000_000)
+                await sessions.sweep(now: clock())
+            }
+        }
         // Made now, so the first login of an unknown name is not the one
         // that takes longer.
         _ = DeskUnlock.decoy
@@ -72,6 +94,8 @@ public final class DeskWeb: Sendable {
                            metadata: ["path": "\(accountsPath)"])
         }
     }
+
+    deinit { sweeper.cancel() }
 
     var storage: any SyncStorage { service.storage }
 
@@ -121,18 +145,28 @@ public final class DeskWeb: Sendable {
             return try await loginPage(request, status: .badRequest, error: "请填写用户名和密码。 · Enter your user name and your password.",
                                        userName: user)
         }
-        let now = clock()
-        let wait = await throttle.wait(for: user, now: now)
-        if wait > 0 {
+        let address = ClientAddress.of(request, trustProxy: trustProxy)
+        if !trustProxy, ClientAddress.isForwarded(request), !warnedForwarded.withLock({ let was = $0; $0 = true; return was }) {
+            logger.warning("desk logins arrive through a proxy (X-Forwarded-For) the server does not trust: all count as from one address; behind the shipped nginx configuration, add --desk-trust-proxy",
+                           metadata: ["peer": "\(address)"])
+        }
+        // Admitted and reserved in one step: tries sent together cannot all
+        // pass a wait that the first one's failure is about to start.
+        let ticket: DeskLoginThrottle.Ticket
+        switch await throttle.admit(user: user, address: address, now: clock()) {
+        case .check(let admitted):
+            ticket = admitted
+        case .wait(let wait, let reason):
             Counter(label: "linli_desk_logins_total", dimensions: [("result", "throttled")]).increment()
-            var response = try await loginPage(
-                request, status: .tooManyRequests,
-                error: "这个用户名登录失败次数过多，请 \(wait) 秒后再试。 · Too many failed logins for this user name; try again in \(wait) seconds.",
-                userName: user)
+            let error = switch reason {
+            case .name: "这个用户名登录失败次数过多，请 \(wait) 秒后再试。 · Too many failed logins for this user name; try again in \(wait) seconds."
+            case .address: "从您的网络地址登录失败次数过多，请 \(wait) 秒后再试。 · Too many failed logins from your network address; try again in \(wait) seconds."
+            case .checking: "这个用户名的另一次登录正在验证，请稍后再试。 · Another login of this user name from your address is being checked; try again in a moment."
+            }
+            var response = try await loginPage(request, status: .tooManyRequests, error: error, userName: user)
             response.headers[.retryAfter] = String(wait)
             return response
-        }
-        guard await throttle.begin() else {
+        case .busy:
             var response = try await loginPage(
                 request, status: .serviceUnavailable,
                 error: "同时登录的人太多，请稍后再试。 · Too many logins at once; try again in a moment.", userName: user)
@@ -143,19 +177,18 @@ public final class DeskWeb: Sendable {
         do {
             let path = accountsPath
             outcome = try await offload { try DeskUnlock.attempt(user: user, password: password, accountsPath: path) }
-            await throttle.end()
         } catch {
-            await throttle.end()
+            await throttle.finish(ticket, .undecided, now: clock())
             throw error
         }
         guard case .unlocked(let account, let device, let key) = outcome else {
-            let failures = await throttle.failed(user, now: clock())
+            let failures = await throttle.finish(ticket, .failed, now: clock())
             Counter(label: "linli_desk_logins_total", dimensions: [("result", "refused")]).increment()
-            logger.notice("desk login refused", metadata: ["user": "\(user)", "failures": "\(failures)"])
+            logger.notice("desk login refused", metadata: ["user": "\(user)", "failures": "\(failures)", "address": "\(address)"])
             return try await loginPage(request, status: .unauthorized,
                                        error: "用户名或密码不对。 · The user name or the password is wrong.", userName: user)
         }
-        await throttle.succeeded(user)
+        await throttle.finish(ticket, .succeeded, now: clock())
         // The password was right; now the device must be staff on this server.
         let identity = DeviceIdentity(device: device, key: key, user: account.user)
         if let refusal = try await staffRefusal(identity) {
@@ -266,8 +299,9 @@ public final class DeskWeb: Sendable {
             }
         }
         if let hours = query["older_hours"], !hours.isEmpty {
-            if let parsed = UInt64(hours), parsed < 1_000_000 { filter.olderThanSeconds = parsed * 3600 } else {
-                problems.append("等待时间须为小时数（整数） · The age must be a whole number of hours, not \(hours).")
+            let hoursMax = Limits.deskOlderSecondsMax / 3600
+            if let parsed = UInt64(hours), parsed <= hoursMax { filter.olderThanSeconds = parsed * 3600 } else {
+                problems.append("等待时间须为不超过 \(hoursMax) 的小时数（整数） · The age must be a whole number of hours up to \(hoursMax) (ten years), not \(hours.prefix(40)).")
             }
         }
         let all = try await allItems()
@@ -872,61 +906,131 @@ enum DeskUnlock: Sendable {
     }
 }
 
-/// Failed logins per user name, and how many password checks run at once.
+/// Failed logins per user name and client address, per client address, and
+/// the password checks running.
+///
+/// The rule (README, "The conflict desk"): failures of a name from one
+/// address make only that address wait for that name, so wrong tries from
+/// elsewhere never make a staff member's own try wait; an address with many
+/// failures over all names waits for every name, so one address cannot try
+/// name after name. A try during a wait is refused without a check and not
+/// counted. One check at a time per name and address (one per address while
+/// the address waits), and ``Limits/deskLoginsInFlightPerAddressMax`` per
+/// address in all, so one address cannot take every slot. A success forgives
+/// that name's failures from that address, at the address too.
 actor DeskLoginThrottle {
     struct Failures {
         var count: Int
         var last: UInt64
     }
 
+    /// A reserved password check; given back with ``finish(_:_:now:)``.
+    struct Ticket: Sendable, Equatable {
+        let pair: String
+        let address: String
+    }
+
+    enum Reason: Sendable { case name, address, checking }
+
+    enum Admission: Sendable, Equatable {
+        /// Check the password, then ``finish(_:_:now:)``.
+        case check(Ticket)
+        /// Refused without a check: try again in this many seconds.
+        case wait(UInt64, Reason)
+        /// Every password-check slot of the server is taken.
+        case busy
+    }
+
+    enum Outcome: Sendable { case failed, succeeded, undecided }
+
     private var failures: [String: Failures] = [:]
+    private var addressFailures: [String: Failures] = [:]
+    private var checking: Set<String> = []
+    private var addressChecks: [String: Int] = [:]
     private var inFlight = 0
 
     static func key(_ user: String) -> String { user.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() }
 
-    /// The wait after `count` failures: none for the free ones, then 1 s
+    static func pair(_ user: String, _ address: String) -> String { key(user) + "\u{1F}" + address }
+
+    /// The wait after `count` failures: none for the `free` ones, then 1 s
     /// doubling, up to ``Limits/deskLoginDelaySecondsMax``.
-    static func delaySeconds(after count: Int) -> UInt64 {
-        guard count >= Limits.deskLoginFailuresFree else { return 0 }
-        let doublings = min(count - Limits.deskLoginFailuresFree, 20)
+    static func delaySeconds(after count: Int, free: Int = Limits.deskLoginFailuresFree) -> UInt64 {
+        guard count >= free else { return 0 }
+        let doublings = min(count - free, 20)
         return min(Limits.deskLoginDelaySecondsMax, UInt64(1) << UInt64(doublings))
     }
 
-    /// Whole seconds `user` must still wait before trying again (0: now).
-    func wait(for user: String, now: UInt64) -> UInt64 {
-        guard let found = failures[Self.key(user)] else { return 0 }
-        let until = found.last + Self.delaySeconds(after: found.count) * 1000
+    /// Whole seconds still to wait after `entry`'s failures (0: none).
+    static func wait(_ entry: Failures?, free: Int, now: UInt64) -> UInt64 {
+        guard let entry else { return 0 }
+        let until = entry.last.addingSaturated(delaySeconds(after: entry.count, free: free) * 1000)
         return until > now ? (until - now + 999) / 1000 : 0
     }
 
-    func begin() -> Bool {
-        guard inFlight < Limits.deskLoginsInFlightMax else { return false }
+    /// Whether a try of `user` from `address` may check its password now;
+    /// when it may, the check is reserved before this returns.
+    func admit(user: String, address: String, now: UInt64) -> Admission {
+        let pair = Self.pair(user, address)
+        let nameWait = Self.wait(failures[pair], free: Limits.deskLoginFailuresFree, now: now)
+        if nameWait > 0 { return .wait(nameWait, .name) }
+        let addressWait = Self.wait(addressFailures[address], free: Limits.deskLoginFailuresPerAddressFree, now: now)
+        if addressWait > 0 { return .wait(addressWait, .address) }
+        if checking.contains(pair) { return .wait(1, .checking) }
+        let running = addressChecks[address] ?? 0
+        let addressWaits = (addressFailures[address]?.count ?? 0) >= Limits.deskLoginFailuresPerAddressFree
+        if running >= (addressWaits ? 1 : Limits.deskLoginsInFlightPerAddressMax) { return .wait(1, .checking) }
+        guard inFlight < Limits.deskLoginsInFlightMax else { return .busy }
+        checking.insert(pair)
+        addressChecks[address] = running + 1
         inFlight += 1
-        return true
+        return .check(Ticket(pair: pair, address: address))
     }
 
-    func end() { inFlight -= 1 }
+    /// Gives back a reserved check with what it found; returns the name's
+    /// failures in a row from that address.
+    @discardableResult
+    func finish(_ ticket: Ticket, _ outcome: Outcome, now: UInt64) -> Int {
+        checking.remove(ticket.pair)
+        let running = (addressChecks[ticket.address] ?? 1) - 1
+        addressChecks[ticket.address] = running > 0 ? running : nil
+        inFlight = max(0, inFlight - 1)
+        switch outcome {
+        case .undecided:
+            return 0
+        case .succeeded:
+            let own = failures.removeValue(forKey: ticket.pair)?.count ?? 0
+            if var entry = addressFailures[ticket.address] {
+                entry.count -= own
+                addressFailures[ticket.address] = entry.count > 0 ? entry : nil
+            }
+            return 0
+        case .failed:
+            Self.record(&addressFailures, ticket.address, now: now, capacity: Limits.deskLoginAddressesMax)
+            return Self.record(&failures, ticket.pair, now: now, capacity: Limits.deskLoginNamesMax)
+        }
+    }
 
-    /// Records a failure; returns how many in a row.
-    func failed(_ user: String, now: UInt64) -> Int {
-        if failures.count >= Limits.deskLoginNamesMax { forget(now: now) }
-        let key = Self.key(user)
-        var entry = failures[key] ?? Failures(count: 0, last: now)
+    /// Counts a failure of `key`; one after ``Limits/deskLoginFailuresKeptSecondsMax``
+    /// without any starts again from one.
+    @discardableResult
+    private static func record(_ table: inout [String: Failures], _ key: String, now: UInt64, capacity: Int) -> Int {
+        let horizon = Limits.deskLoginFailuresKeptSecondsMax * 1000
+        if table[key] == nil, table.count >= capacity { forget(&table, now: now, capacity: capacity) }
+        var entry = table[key].flatMap { now < $0.last.addingSaturated(horizon) ? $0 : nil } ?? Failures(count: 0, last: now)
         entry.count += 1
-        entry.last = now
-        failures[key] = entry
+        entry.last = max(entry.last, now)
+        table[key] = entry
         return entry.count
     }
 
-    func succeeded(_ user: String) { failures[Self.key(user)] = nil }
-
-    /// Forgets names quiet for long; if still full, the oldest half.
-    private func forget(now: UInt64) {
+    /// Forgets entries quiet for long; if still full, all but the newest half.
+    private static func forget(_ table: inout [String: Failures], now: UInt64, capacity: Int) {
         let horizon = Limits.deskLoginFailuresKeptSecondsMax * 1000
-        failures = failures.filter { now < $0.value.last + horizon }
-        if failures.count >= Limits.deskLoginNamesMax {
-            let kept = failures.sorted { $0.value.last > $1.value.last }.prefix(Limits.deskLoginNamesMax / 2)
-            failures = Dictionary(uniqueKeysWithValues: kept.map { ($0.key, $0.value) })
+        table = table.filter { now < $0.value.last.addingSaturated(horizon) }
+        if table.count >= capacity {
+            let kept = table.sorted { $0.value.last > $1.value.last }.prefix(capacity / 2)
+            table = Dictionary(uniqueKeysWithValues: kept.map { ($0.key, $0.value) })
         }
     }
 }
@@ -947,11 +1051,26 @@ struct DeskSession: Sendable {
 /// is only in the staff member's cookie.
 actor DeskSessions {
     private var sessions: [String: DeskSession] = [:]
+    private var sweptAt: UInt64 = 0
 
     static func key(_ token: String) -> String { Hex.encode(Blake2b256.hash(Data(token.utf8))) }
 
+    /// Sessions held, open or not yet swept.
+    var count: Int { sessions.count }
+
+    /// Ends every expired session: its unsealed key goes with it.
+    func sweep(now: UInt64) {
+        sessions = sessions.filter { Self.isOpen($0.value, now: now) }
+        sweptAt = now
+    }
+
+    private func sweepIfDue(now: UInt64) {
+        if now.subtractingSaturated(sweptAt) >= Limits.deskSessionSweepSecondsMax * 1000 { sweep(now: now) }
+    }
+
     /// Opens a session; returns its token.
     func open(identity: DeviceIdentity, now: UInt64) -> String {
+        sweepIfDue(now: now)
         if sessions.count >= Limits.deskSessionsMax {
             sessions = sessions.filter { Self.isOpen($0.value, now: now) }
             if sessions.count >= Limits.deskSessionsMax, let oldest = sessions.min(by: { $0.value.lastSeen < $1.value.lastSeen }) {
@@ -970,6 +1089,7 @@ actor DeskSessions {
 
     /// The open session of `token`, marked as used now; an expired one ends.
     func find(token: String, now: UInt64) -> DeskSession? {
+        sweepIfDue(now: now)
         let key = Self.key(token)
         guard var session = sessions[key] else { return nil }
         guard Self.isOpen(session, now: now) else {

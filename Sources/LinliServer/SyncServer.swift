@@ -39,8 +39,13 @@ public enum SyncServer {
         router.add(middleware: RequestLog(logger: logger))
         router.get("/healthz") { _, _ in "ok" }
         if let metrics {
-            router.get("/metrics") { _, _ -> Response in
-                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+            router.get("/metrics") { request, _ -> Response in
+                // The router also matches `/metrics/` and other spellings;
+                // only the exact path the proxy's rule guards is served.
+                guard request.uri.path == "/metrics" else {
+                    return errorResponse(LinliError(.notFound, "there is nothing at \(request.uri.path.prefix(100)); the metrics are at /metrics"))
+                }
+                return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
             }
         }
         for (method, path) in SyncService.routes {

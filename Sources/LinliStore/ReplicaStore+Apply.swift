@@ -302,7 +302,8 @@ extension ReplicaStore {
         guard session.devicesWithHeld.contains(signed.header.device) else { return }
         let db = session.db
         var next = signed.header.seq + 1
-        while true {
+        // Sequence numbers are stored as Int64: none follows the largest.
+        while next <= Limits.sequenceNumberMax {
             let rows = try Row.fetchAll(
                 db, sql: "SELECT hash, envelope FROM linli_held WHERE device = ? AND seq = ?",
                 arguments: [signed.header.device.data, Int64(next)])

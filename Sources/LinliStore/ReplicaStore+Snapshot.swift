@@ -205,6 +205,11 @@ extension ReplicaStore {
             throw LinliError(.unsupportedFormat, "snapshot format \(manifest.format) is not known to this version", hint: "update the client, or replay from zero")
         }
         guard let serverDevice = DeviceID(bytes: manifest.serverDevice) else { throw LinliError(.malformed, "the snapshot names no server device") }
+        // Positions are stored as signed 64-bit integers; a manifest's
+        // numbers may be anything a UInt64 holds.
+        guard let cursor = Int64(exactly: manifest.cursor) else {
+            throw LinliError(.malformed, "the snapshot manifest's cursor \(manifest.cursor) is not a position", hint: "replay from zero")
+        }
 
         // The file's size and hash are judged first. The hash is computed
         // on another core while SQLite reads what the checks below need.
@@ -221,7 +226,7 @@ extension ReplicaStore {
             }
         }
         guard let (hash, size) = try hashing.wait() else { throw LinliError(.damagedFile, "cannot read the snapshot file \(file)") }
-        guard size == Int64(manifest.fileBytes) else {
+        guard size >= 0, UInt64(size) == manifest.fileBytes else {
             throw LinliError(.damagedFile, "the snapshot file has \(size) bytes; its manifest says \(manifest.fileBytes)", hint: "download it again")
         }
         guard hash == manifest.fileHash else {
@@ -268,7 +273,7 @@ extension ReplicaStore {
         }
         let store = try ReplicaStore(path: path, schema: schema, authority: authority)
         try store.run {
-            try store.writer.write { db in try Self.store(SyncCursor(name: cursorName, position: Int64(manifest.cursor)), db) }
+            try store.writer.write { db in try Self.store(SyncCursor(name: cursorName, position: cursor), db) }
         }
         return store
     }

@@ -83,7 +83,9 @@ extension ReplicaStore {
                         reason = CASE WHEN excluded.last_valid_seq < last_valid_seq THEN excluded.reason ELSE reason END
                     """, arguments: [revocation.device.data, Int64(revocation.lastValidSeq), revocation.reason])
                 session.trustChanged.insert(revocation.device)
-                try reverifyLogged(revocation.device, fromSeq: revocation.lastValidSeq + 1, session: session, now: now)
+                if revocation.lastValidSeq < Limits.sequenceNumberMax {
+                    try reverifyLogged(revocation.device, fromSeq: revocation.lastValidSeq + 1, session: session, now: now)
+                }
                 try quarantineHeld(revocation, session: session, now: now)
             case TrustSchema.authorityKey:
                 let rotation = try AuthorityRotation(values)

@@ -139,7 +139,9 @@ public struct ReviewFilter: Sendable, Equatable {
         if let table, item.table != table { return false }
         if let kind, item.kind != kind { return false }
         if let field, item.field != field { return false }
-        if let olderThanSeconds, item.detectedAt + olderThanSeconds * 1000 > now { return false }
+        // Compared without adding or multiplying: the age in a query may be
+        // any number a UInt64 holds.
+        if let olderThanSeconds, now < item.detectedAt || (now - item.detectedAt) / 1000 < olderThanSeconds { return false }
         return true
     }
 }

@@ -152,6 +152,16 @@ struct DeskCommandLineTests {
         for person in people { #expect(try Self.phone(district, "li", person) == ("13900000002", 0)) }
     }
 
+    @Test("an age past ten years, or past what a UInt64 holds, is refused before anything is opened or sent")
+    func absurdAges() throws {
+        let folder = Fixtures.TemporaryDirectory()
+        for age in ["99999999999999999d", "18446744073709551615s", "3651d"] {
+            let refused = try Programs.run(Programs.built("linli-desk"), ["queue", "--older-than", age, "--data", folder.path("none")])
+            #expect(refused.status == 2, "\(age): status \(refused.status) \(refused.error)")
+            #expect(refused.error.contains("deskOlderSecondsMax"), "\(age): \(refused.error)")
+        }
+    }
+
     @Test("only staff read the queue: inspectors and kiosks are refused by the server; a non-staff device cannot use linli-desk")
     func onlyStaff() async throws {
         let district = try await District()

@@ -128,6 +128,21 @@ import Testing
         // nginx passed the signed requests on unchanged.
         let access = try String(contentsOfFile: nginx.folder.path("access.log"), encoding: .utf8)
         #expect(access.contains("POST /v1/push") && access.contains("GET /v1/pull"))
+
+        // Metrics: the operator's own host (127.0.0.1) reads /metrics; every
+        // other spelling is not served, whoever asks.
+        #expect(try nginx.status("127.0.0.1", "/metrics") == 200)
+        for path in ["/metrics/", "/metrics//x", "//metrics", "/metrics%2F", "/%6Detrics"] {
+            #expect(try nginx.status("127.0.0.1", path) == 404, "\(path) from 127.0.0.1")
+        }
+        // Any other address (the devices' side; here ::1) is denied by nginx,
+        // with or without a trailing slash.
+        if NginxFront.hasIPv6Loopback {
+            for path in ["/metrics", "/metrics/", "/metrics/x", "//metrics", "/%6Detrics/"] {
+                #expect(try nginx.status("::1", path) == 403, "\(path) from ::1")
+            }
+            #expect(try nginx.status("::1", "/healthz") == 200)
+        }
     }
 
     @Test func sigtermFinishesThePushInFlightThenStops() async throws {
@@ -320,6 +335,11 @@ final class NginxFront: @unchecked Sendable {
                                      "-keyout", folder.path("key.pem"), "-out", certificatePath, "-days", "2",
                                      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
         var site = try String(contentsOfFile: Self.shipped, encoding: .utf8)
+        // Also on ::1 when there is one: a client address other than the
+        // 127.0.0.1 the configuration allows for metrics.
+        if Self.hasIPv6Loopback {
+            site = site.replacingOccurrences(of: "listen @LISTEN@ ssl;", with: "listen 127.0.0.1:\(port) ssl;\n    listen [::1]:\(port) ssl;")
+        }
         for (placeholder, value) in [("@UPSTREAM@", "127.0.0.1:\(upstreamPort)"), ("@LISTEN@", "127.0.0.1:\(port)"),
                                      ("@CERTIFICATE@", certificatePath), ("@CERTIFICATE_KEY@", folder.path("key.pem")),
                                      ("@ACCESS_LOG@", folder.path("access.log"))] {
@@ -356,6 +376,30 @@ final class NginxFront: @unchecked Sendable {
         stop()
         let errors = (try? String(contentsOfFile: folder.path("error.log"), encoding: .utf8)) ?? ""
         throw LinliError(.storage, "nginx did not start on port \(port): \(errors)")
+    }
+
+    /// Whether this machine has the IPv6 loopback address.
+    static let hasIPv6Loopback: Bool = {
+        let interfaces = (try? String(contentsOfFile: "/proc/net/if_inet6", encoding: .utf8)) ?? ""
+        return interfaces.split(separator: "\n").contains { $0.hasPrefix("00000000000000000000000000000001 ") }
+    }()
+
+    /// The HTTP status of a GET of `path` sent to nginx from `address`
+    /// (127.0.0.1 or ::1), by curl, with the path exactly as written (the
+    /// certificate is the test's own; what is tested here is the routing).
+    func status(_ address: String, _ path: String) throws -> Int {
+        let host = address.contains(":") ? "[\(address)]" : address
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--path-as-is", "--globoff", "--insecure",
+                          "https://\(host):\(port)\(path)"]
+        let output = Pipe()
+        curl.standardOutput = output
+        curl.standardError = FileHandle.nullDevice
+        try curl.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        curl.waitUntilExit()
+        return Int(String(decoding: data, as: UTF8.self)) ?? 0
     }
 
     func stop() {
