@@ -26,9 +26,10 @@ import Testing
         let authorityStore = try ReplicaStore(path: nil, schema: Fixtures.schema, authority: rootKey.publicKey)
         try authorityStore.issueCertificate(as: authority, device: li.device, publicKey: li.key.publicKey, role: .inspector, grids: ["G1"])
         try authorityStore.issueCertificate(as: authority, device: zhang.device, publicKey: zhang.key.publicKey, role: .staff, grids: [])
+        try authorityStore.issueCertificate(as: authority, device: Fixtures.server.device, publicKey: Fixtures.server.key.publicKey, role: .server, grids: [])
         let server = try await RunningServer(authority: rootKey.publicKey)
         let report = try await SyncClient(store: authorityStore, identity: authority, server: server.url).sync()
-        #expect(report.accepted == 2 && report.refused.isEmpty, "\(report)")
+        #expect(report.accepted == 3 && report.refused.isEmpty, "\(report)")
         return server
     }
 
