@@ -517,7 +517,9 @@ struct Sync: AsyncParsableCommand {
             }
             if json {
                 printJSON(["pushed": report.pushed, "accepted": report.accepted, "refused": report.refused, "pulled": report.pulled,
-                           "cursor": report.cursor, "retries": report.retries, "bootstrapped": report.bootstrapped])
+                           "cursor": report.cursor, "retries": report.retries, "bootstrapped": report.bootstrapped,
+                           "repaired": report.repaired, "in_step": report.step?.inStep ?? false,
+                           "differences": report.step?.differences ?? []])
             } else {
                 print("synced: sent \(report.pushed) (accepted \(report.accepted)), received \(report.pulled)\(report.bootstrapped ? " after the snapshot" : "")\(report.retries > 0 ? ", \(report.retries) retries" : "")")
                 for refusal in report.refused { print("  refused: \(refusal)") }
