@@ -8,13 +8,17 @@
 #   make test    every test (unit, property, vectors, store, the real programs,
 #                the desk page in headless Chromium); what CI runs
 #   make bench   linli-bench merge, sync, bootstrap and desk (--json), release build
+#   make simulate  the deterministic simulation, 10,000 seeds of 40 steps
+#                (SEEDS=, STEPS=, FROM=), release build; docs/RELIABILITY.md
+#   make fault-day the district day through a faulty network, 20 seeds
+#                (FAULT_SEEDS=); docs/RELIABILITY.md
 #
 # Each target installs the system libraries it needs when they are missing.
 
 SWIFT ?= swift
 APT_PACKAGES := libsodium-dev libsqlite3-dev pkg-config zlib1g-dev nginx-light openssl chromium chromium-driver fonts-wqy-microhei
 
-.PHONY: all deps build test demo bench vectors schema clean-demo
+.PHONY: all deps build test demo bench simulate fault-day vectors schema clean-demo
 
 all: build
 
@@ -47,6 +51,19 @@ demo: deps
 	$(SWIFT) build --product linli-kiosk
 	$(SWIFT) build --product linli-desk
 	Tools/demo.sh
+
+SEEDS ?= 10000
+STEPS ?= 40
+FROM ?= 1
+FAULT_SEEDS ?= 20
+
+simulate: deps
+	$(SWIFT) build -c release --product linli-sim
+	.build/release/linli-sim simulate --seeds $(SEEDS) --steps $(STEPS) --from $(FROM)
+
+fault-day: deps
+	$(SWIFT) build --build-tests
+	LINLI_FAULT_SEEDS=$(FAULT_SEEDS) $(SWIFT) test --skip-build --filter FaultyDistrictDayTests
 
 # Embeds Protocol/schema/community-v1.json in the clients after a change.
 schema:
