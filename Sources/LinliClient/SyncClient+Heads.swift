@@ -46,7 +46,7 @@ extension SyncClient {
     }
 
     /// Anti-entropy (PROTOCOL.md 2.6): asks the server for its heads,
-    /// compares them with the replica's, repairs what it can (pulls what
+    /// compares them with the replica's chain heads, repairs what it can (pulls what
     /// this replica lacks by device range, without rewinding the cursor;
     /// sends again what the server lost of this device's own), compares
     /// once more after a repair, and stores the result for `status`.
@@ -98,7 +98,7 @@ extension SyncClient {
 
     /// How the server's heads differ from what the replica holds.
     func compare(_ heads: Linli_V1_HeadsResponse, ownOnly: Bool = false) throws -> [Difference] {
-        let local = try store.heldHeads()
+        let local = try store.chainHeads()
         let acknowledged = try store.acknowledged(device: identity.device, peer: cursorName)
         var differences: [Difference] = []
         var sawOwn = false

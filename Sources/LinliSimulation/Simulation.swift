@@ -271,7 +271,7 @@ public final class Simulation: @unchecked Sendable {
         for _ in 0..<3 {
             for index in devices.indices { try await sync(index, faulty: false) }
         }
-        let serverHeads = try serverStore.heldHeads()
+        let serverHeads = try serverStore.chainHeads()
         for (device, changeSets) in made {
             for (seq, hash) in changeSets {
                 guard try serverHasChangeSet(device, seq, hash) else {
@@ -288,7 +288,20 @@ public final class Simulation: @unchecked Sendable {
             // by scope mean each replica holds everything of its scopes.
             for scope in [Scope.grid("G1"), .grid("G2"), .public] where device.grid == nil || device.scopes.contains(scope) {
                 guard try device.store.stateDigest(scope: scope) == serverStore.stateDigest(scope: scope) else {
-                    throw fail("device \(index) and the server disagree on scope \(scope)")
+                    let access = try serverStore.access(device.identity.device)
+                    let theirs = try serverStore.heads(scopes: access.readableScopes, asker: device.identity.device)
+                        .map { "\($0.device.hex.prefix(6))#\($0.seq)" }.sorted()
+                    let mine = try device.store.chainHeads().values.map { "\($0.device.hex.prefix(6))#\($0.seq)" }.sorted()
+                    let quarantined = try device.store.quarantined().map { "\($0.device?.hex.prefix(6) ?? "?")#\($0.seq ?? 0) \($0.code.rawValue): \($0.message)" }
+                    func seqs(_ store: ReplicaStore) throws -> [String] {
+                        try store.database.read { db in
+                            try Row.fetchAll(db, sql: "SELECT d.device, group_concat(l.seq) AS s FROM linli_log l JOIN linli_device d ON d.n = l.device_n WHERE l.scope = ? GROUP BY d.device", arguments: [scope.description]).map {
+                                "\(Hex.encode(($0["device"] as Data).prefix(3))):\($0["s"] as String)"
+                            } + (try Row.fetchAll(db, sql: "SELECT device, seq FROM linli_held")).map { "held \(Hex.encode(($0["device"] as Data).prefix(3)))#\($0["seq"] as Int64)" }
+                        }
+                    }
+                    print("server \(try seqs(serverStore))\ndevice \(try seqs(device.store))")
+                    throw fail("device \(index) and the server disagree on scope \(scope); server heads \(theirs), device holds \(mine), device quarantine \(quarantined)")
                 }
             }
             let conflicts = try device.store.conflicts().filter { device.grid == nil || $0.scope == "grid:\(device.grid!)" }.count
@@ -332,7 +345,7 @@ public final class Simulation: @unchecked Sendable {
     func checkInStep(_ index: Int, _ client: SyncClient) throws {
         let device = devices[index]
         let access = try serverStore.access(device.identity.device)
-        let local = try device.store.heldHeads()
+        let local = try device.store.chainHeads()
         for head in try serverStore.heads(scopes: access.readableScopes, asker: device.identity.device) {
             let held = local[head.device]?.seq ?? 0
             guard held >= head.seq else {

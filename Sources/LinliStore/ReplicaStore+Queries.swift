@@ -339,20 +339,15 @@ extension ReplicaStore {
     }
 
     /// What this replica holds of each device, to compare with a server's
-    /// heads: the newest seq in any form (log, held, refused and kept).
-    public func heldHeads() throws -> [DeviceID: ScopedHead] {
+    /// heads (PROTOCOL.md 2.6): the head of its chain here, the newest
+    /// change set applied or refused in its chain. Held change sets do not
+    /// count: one held behind a gap hides the gap, and the gap is what
+    /// the comparison must find.
+    public func chainHeads() throws -> [DeviceID: ScopedHead] {
         try run {
             try writer.read { db in
                 var result: [DeviceID: ScopedHead] = [:]
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT device, max(seq) AS seq, hash FROM (
-                        SELECT d.device, l.seq, l.hash FROM linli_log l JOIN linli_device d ON d.n = l.device_n
-                        UNION ALL SELECT d.device, c.seq, c.hash FROM linli_chained_refusal c JOIN linli_device d ON d.n = c.device_n
-                        UNION ALL SELECT device, seq, hash FROM linli_held
-                        UNION ALL SELECT device, seq, hash FROM linli_quarantine WHERE device IS NOT NULL AND seq IS NOT NULL)
-                    GROUP BY device
-                    """)
-                for row in rows {
+                for row in try Row.fetchAll(db, sql: "SELECT d.device, h.seq, h.hash FROM linli_head h JOIN linli_device d ON d.n = h.device_n") {
                     if let device = DeviceID(bytes: row["device"] as Data) {
                         result[device] = ScopedHead(device: device, seq: UInt64(row["seq"] as Int64), hash: row["hash"])
                     }

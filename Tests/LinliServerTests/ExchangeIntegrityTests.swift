@@ -113,7 +113,7 @@ struct CursorAndAcknowledgementRuleTests {
         let again = try replica.applyPulledPage([changeSets[1], changeSets[2]].map { OfferedChangeSet(envelope: $0.envelope) },
                                                 positions: [12, 13], cursor: SyncCursor(name: "s", position: 13))
         #expect(again.cursor.position == 13)
-        #expect(try replica.heldHeads()[li.device]?.seq == 3)
+        #expect(try replica.chainHeads()[li.device]?.seq == 3)
     }
 
     @Test func theCursorMovesPastHeldAndRefusedForWhatTheySay() throws {
