@@ -360,6 +360,20 @@ public final class Simulation: @unchecked Sendable {
         }
     }
 
+    /// Flips one bit of the body (most often) or one digit of a header.
+    func damage(_ body: inout Data, _ headers: inout [(String, String)]) {
+        if !body.isEmpty, chance(70) {
+            body[body.startIndex + roll(0..<body.count)] ^= UInt8(1 << roll(0..<8))
+        } else if !headers.isEmpty {
+            let which = roll(0..<headers.count)
+            var value = Array(headers[which].1.utf8)
+            guard !value.isEmpty else { return }
+            let at = roll(0..<value.count)
+            value[at] = value[at] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
+            headers[which].1 = String(decoding: value, as: UTF8.self)
+        }
+    }
+
     func fail(_ message: String) -> Failure { Failure(seed: seed, step: step, steps: steps, message: message) }
 
     /// The faulty network between one device and the server.
@@ -387,16 +401,7 @@ public final class Simulation: @unchecked Sendable {
                 throw cut
             case 6..<12:
                 sim.faults.withLock { $0.flippedRequests += 1 }
-                if !body.isEmpty, sim.chance(70) {
-                    let at = sim.roll(0..<body.count)
-                    body[body.startIndex + at] ^= UInt8(1 << sim.roll(0..<8))
-                } else {
-                    let which = sim.roll(0..<headers.count)
-                    var value = Array(headers[which].1.utf8)
-                    let at = sim.roll(0..<value.count)
-                    value[at] = value[at] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
-                    headers[which].1 = String(decoding: value, as: UTF8.self)
-                }
+                sim.damage(&body, &headers)
             case 12..<16:
                 sim.faults.withLock { $0.duplicated += 1 }
                 _ = await service.handle(method: method, target: path, header: Self.lookup(headers), body: body)
@@ -412,16 +417,7 @@ public final class Simulation: @unchecked Sendable {
                 throw cut
             case 25..<31:
                 sim.faults.withLock { $0.flippedAnswers += 1 }
-                if !answer.body.isEmpty, sim.chance(70) {
-                    let at = sim.roll(0..<answer.body.count)
-                    answer.body[answer.body.startIndex + at] ^= UInt8(1 << sim.roll(0..<8))
-                } else if !answer.headers.isEmpty {
-                    let which = sim.roll(0..<answer.headers.count)
-                    var value = Array(answer.headers[which].1.utf8)
-                    let at = sim.roll(0..<value.count)
-                    value[at] = value[at] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
-                    answer.headers[which].1 = String(decoding: value, as: UTF8.self)
-                }
+                sim.damage(&answer.body, &answer.headers)
             default:
                 if fault >= 31 { sim.faults.withLock { $0.passed += 1 } }
             }
