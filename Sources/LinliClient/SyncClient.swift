@@ -465,14 +465,19 @@ public final class SyncClient: Sendable {
     /// change set of the authority and verifies against the trust root
     /// alone, so the answer needs no server signature to be safe.
     func learnTrust(_ http: any SyncTransport) async throws {
-        let answer = try await sendOnce(http, "GET", "/v1/trust", body: Data(), verify: false)
-        let page = try decode(Linli_V1_PullResponse.self, answer.body, "trust")
-        guard page.changeSets.count <= Limits.changeSetsPerBatchMax else {
-            throw LinliError(.overLimit, "the server sent \(page.changeSets.count) trust records; changeSetsPerBatchMax is \(Limits.changeSetsPerBatchMax)")
+        var after: UInt64 = 0
+        for _ in 0..<Limits.trustPagesMax {
+            let answer = try await sendOnce(http, "GET", "/v1/trust?after=\(after)&limit=\(Limits.pullChangeSetsMax)", body: Data(), verify: false)
+            let page = try decode(Linli_V1_PullResponse.self, answer.body, "trust")
+            guard page.changeSets.count <= Limits.pullChangeSetsMax else {
+                throw LinliError(.overLimit, "the server sent \(page.changeSets.count) trust records in one page; pullChangeSetsMax is \(Limits.pullChangeSetsMax)")
+            }
+            _ = try store.apply(page.changeSets.map { OfferedChangeSet(decoding: $0.envelope) }.filter {
+                $0.signed?.header.scope == .system
+            })
+            guard page.more, page.cursor > after else { return }
+            after = page.cursor
         }
-        _ = try store.apply(page.changeSets.map { OfferedChangeSet(decoding: $0.envelope) }.filter {
-            $0.signed?.header.scope == .system
-        })
     }
 
     static func signedRequest(_ connection: ServerConnection, identity: DeviceIdentity, clock: @Sendable () -> UInt64,

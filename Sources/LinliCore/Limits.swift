@@ -82,6 +82,9 @@ public enum Limits {
     /// Most devices whose differences one sync repairs; the next sync
     /// goes on with the rest.
     public static let repairDevicesPerSyncMax = 2_000
+    /// Most pages of trust records a device fetches to learn the server's
+    /// key (PROTOCOL.md 2.7): 1,000 a page, a city's certificates fit.
+    public static let trustPagesMax = 100
 
     // MARK: Schema
 

@@ -175,14 +175,17 @@ public final class SyncService: Sendable {
     /// Every trust record: the authority's change sets, which verify
     /// against the trust root alone. A device that does not yet know the
     /// server's key learns it from them.
-    public func trust() throws -> Data {
+    public func trust(_ query: PullQuery = PullQuery()) throws -> Data {
         var response = Linli_V1_PullResponse()
-        response.changeSets = try storage.trustEntries().map { entry in
+        let found = try storage.trustEntries(after: query.after, limit: query.limit)
+        response.changeSets = found.map { entry in
             var pulled = Linli_V1_PulledChangeSet()
             pulled.position = UInt64(entry.position)
             pulled.envelope = entry.envelope
             return pulled
         }
+        response.cursor = UInt64(found.last?.position ?? query.after)
+        response.more = found.count == query.limit
         return try response.serializedBytes()
     }
 
@@ -259,7 +262,8 @@ extension SyncService {
         case ("GET", "/v1/heads"):
             return (try await offload { try self.heads(for: access) }, "application/x-protobuf")
         case ("GET", "/v1/trust"):
-            return (try await offload { try self.trust() }, "application/x-protobuf")
+            let query = try PullQuery(parameters)
+            return (try await offload { try self.trust(query) }, "application/x-protobuf")
         case ("GET", "/v1/status"):
             return (try await offload { try self.status(for: access) }, "application/json")
         case ("GET", "/v1/desk/queue"):

@@ -32,7 +32,7 @@ public protocol SyncStorage: Sendable {
     func pullEntries(of device: DeviceID, afterSeq: UInt64, scopes: Set<Scope>?, limit: Int) throws -> [ReplicaStore.PullEntry]
     func heads(scopes: Set<Scope>?, asker: DeviceID) throws -> [ReplicaStore.ScopedHead]
     func logEnd() throws -> Int64
-    func trustEntries() throws -> [ReplicaStore.PullEntry]
+    func trustEntries(after position: Int64, limit: Int) throws -> [ReplicaStore.PullEntry]
     func refused(by device: DeviceID) throws -> [QuarantineRecord]
     func conflicts(in scopes: Set<Scope>?) throws -> [Conflict]
     func writeSnapshot(scopes: Set<Scope>?, to path: String) throws -> Int64

@@ -362,12 +362,13 @@ extension ReplicaStore {
         try run { try writer.read { db in try Int64.fetchOne(db, sql: "SELECT max(position) FROM linli_log") ?? 0 } }
     }
 
-    /// Every trust record in the log (the `system` scope), in log order.
-    public func trustEntries() throws -> [PullEntry] {
+    /// Trust records in the log (the `system` scope) after `position`, in
+    /// log order, at most `limit`.
+    public func trustEntries(after position: Int64 = 0, limit: Int = Limits.pullChangeSetsMax) throws -> [PullEntry] {
         try run {
             try writer.read { db in
-                try Row.fetchAll(db, sql: "SELECT position, envelope FROM linli_log WHERE scope = 'system' ORDER BY position LIMIT ?",
-                                 arguments: [Limits.changeSetsPerBatchMax]).map {
+                try Row.fetchAll(db, sql: "SELECT position, envelope FROM linli_log WHERE scope = 'system' AND position > ? ORDER BY position LIMIT ?",
+                                 arguments: [position, limit]).map {
                     PullEntry(position: $0[0], envelope: $0[1], scopedPredecessor: 0)
                 }
             }

@@ -4,6 +4,7 @@ import LinliCore
 import LinliCrypto
 import LinliProtocol
 import LinliStore
+import LinliServer
 import LinliTesting
 import Testing
 
@@ -157,5 +158,45 @@ struct CursorAndAcknowledgementRuleTests {
         #expect(rule.through == 1 && rule.accepted == 1)
         // None at all.
         #expect(SyncClient.acknowledgement(of: sent, by: []).through == 0)
+    }
+}
+
+/// Calls the service in process, as the simulation does.
+struct InProcessTransport: SyncTransport {
+    let service: SyncService
+    func exchange(method: String, path: String, headers: [(String, String)], body: Data, bytesMax: Int) async throws -> TransportAnswer {
+        let answer = await service.handle(method: method, target: path, header: { name in
+            headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
+        }, body: body)
+        return TransportAnswer(status: answer.status, headers: answer.headers, body: answer.body)
+    }
+}
+
+struct TrustLearningTests {
+    @Test func aNewDeviceLearnsTheServersKeyBehindMoreTrustRecordsThanOnePage() async throws {
+        let root = SigningKey(seed: SecretBytes(copying: Data(repeating: 0xB3, count: 32)))
+        let authority = DeviceIdentity(device: Authority.deviceID(root: root.publicKey), key: root, user: "管理员")
+        let authorityStore = try ReplicaStore(path: nil, schema: Fixtures.schema, authority: root.publicKey)
+        let phone = Fixtures.identity(31, user: "李明")
+        try authorityStore.issueCertificate(as: authority, device: phone.device, publicKey: phone.key.publicKey, role: .inspector, grids: ["G1"])
+        for index in 0..<(Limits.changeSetsPerBatchMax + 50) {
+            let other = DeviceIdentity(device: .random(), key: .generate(), user: "巡查员\(index)")
+            try authorityStore.issueCertificate(as: authority, device: other.device, publicKey: other.key.publicKey, role: .inspector, grids: ["G2"])
+        }
+        // The server's certificate comes last, past the first page.
+        try authorityStore.issueCertificate(as: authority, device: Fixtures.server.device, publicKey: Fixtures.server.key.publicKey,
+                                            role: .server, grids: [])
+        let folder = Fixtures.TemporaryDirectory()
+        let serverStore = try ReplicaStore(path: folder.path("server.sqlite"), schema: Fixtures.schema, authority: root.publicKey)
+        _ = try serverStore.apply(try authorityStore.changeSets(limit: 5_000).map { OfferedChangeSet(decoding: $0.envelope) })
+        let service = SyncService(storage: serverStore, identity: ServerIdentity(device: Fixtures.server.device, key: Fixtures.server.key),
+                                  snapshotFolder: folder.path("snapshots"), invariants: [])
+        let store = try ReplicaStore(path: folder.path("phone.sqlite"), schema: Fixtures.schema, authority: root.publicKey)
+        #expect(try !store.knowsAServerKey())
+        let client = SyncClient(store: store, identity: phone, transport: InProcessTransport(service: service), name: URL(string: "sim://server")!,
+                                clock: ReplicaStore.systemClock, pause: { _ in })
+        let report = try await client.sync()
+        #expect(try store.knowsAServerKey())
+        #expect(report.step?.inStep == true, "\(String(describing: report.step))")
     }
 }

@@ -41,7 +41,7 @@ final class GatedStorage: SyncStorage, @unchecked Sendable {
     }
     func heads(scopes: Set<Scope>?, asker: DeviceID) throws -> [ReplicaStore.ScopedHead] { try store.heads(scopes: scopes, asker: asker) }
     func logEnd() throws -> Int64 { try store.logEnd() }
-    func trustEntries() throws -> [ReplicaStore.PullEntry] { try store.trustEntries() }
+    func trustEntries(after position: Int64, limit: Int) throws -> [ReplicaStore.PullEntry] { try store.trustEntries(after: position, limit: limit) }
     func refused(by device: DeviceID) throws -> [QuarantineRecord] { try store.refused(by: device) }
     func conflicts(in scopes: Set<Scope>?) throws -> [Conflict] { try store.conflicts(in: scopes) }
     func writeSnapshot(scopes: Set<Scope>?, to path: String) throws -> Int64 { try store.writeSnapshot(scopes: scopes, to: path) }
