@@ -96,6 +96,8 @@ struct SyncBenchmark: AsyncParsableCommand {
         let peersByGrid = Dictionary(grouping: storm.indices, by: { stormGrid($0) })
         for (index, device) in storm.enumerated() {
             let store = try ReplicaStore(path: nil, schema: schema, authority: root.publicKey)
+            // A field device knows the server's certificate from its bundle.
+            try store.registerDeviceKey(device: Fixtures.server.device, publicKey: Fixtures.server.key.publicKey, role: .server)
             for peer in peersByGrid[stormGrid(index)]! {
                 try store.registerDeviceKey(device: storm[peer].device, publicKey: storm[peer].key.publicKey, role: .inspector, grids: [stormGrid(peer)])
             }
