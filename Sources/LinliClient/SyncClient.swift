@@ -397,11 +397,10 @@ public final class SyncClient: Sendable {
             attempt += 1
             do {
                 return try await sendOnce(http, method, path, body: body)
-            } catch let error as UnknownServerKey where !learnedTrust {
+            } catch is UnknownServerKey where !learnedTrust {
                 // The server's certificate has not reached this replica yet:
                 // fetch the trust records (they verify against the root alone).
                 learnedTrust = true
-                _ = error
                 try await learnTrust(http)
                 attempt -= 1
                 continue
@@ -448,14 +447,14 @@ public final class SyncClient: Sendable {
                 throw error
             }
             let bound = AnswerSignature.Request(method: method, path: path, body: body, signature: signature)
-            if try store.serverKey(device: signed.server, keyID: signed.keyID) == nil {
-                do {
-                    try signed.verify(status: status, request: bound, body: answer) { _, _ in nil }
-                } catch let error as LinliError {
-                    throw UnknownServerKey(error: error)
-                }
+            // One lookup: a key this replica does not know yet is told apart
+            // so the caller can learn the trust records and try again.
+            let key = try store.serverKey(device: signed.server, keyID: signed.keyID)
+            do {
+                try signed.verify(status: status, request: bound, body: answer) { _, _ in key }
+            } catch let error as LinliError where key == nil {
+                throw UnknownServerKey(error: error)
             }
-            try signed.verify(status: status, request: bound, body: answer) { device, key in try store.serverKey(device: device, keyID: key) }
         }
         guard status == 200 else { throw Self.failure(status: status, body: answer) }
         return Answer(body: answer)
