@@ -43,7 +43,7 @@ public protocol SyncStorage: Sendable {
 
 extension ReplicaStore: SyncStorage {
     public func refused(by device: DeviceID) throws -> [QuarantineRecord] {
-        try quarantined().filter { $0.device == device }
+        try refusals(of: device, limit: Limits.statusRefusalsMax)
     }
 
     public func conflicts(in scopes: Set<Scope>?) throws -> [Conflict] {

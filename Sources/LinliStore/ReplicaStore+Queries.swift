@@ -156,6 +156,26 @@ extension ReplicaStore {
         }
     }
 
+    /// The newest `limit` refusals kept for `device`, oldest first, without
+    /// their envelopes (read through the device index: a status answer
+    /// must not load the whole quarantine).
+    public func refusals(of device: DeviceID, limit: Int) throws -> [QuarantineRecord] {
+        try run {
+            try writer.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT id, received_at, device, seq, hash, code, message FROM linli_quarantine
+                    WHERE device = ? ORDER BY id DESC LIMIT ?
+                    """, arguments: [device.data, max(0, limit)]).reversed().map { row in
+                    QuarantineRecord(
+                        id: row["id"], receivedAt: Date(timeIntervalSince1970: Double(row["received_at"] as Int64) / 1000),
+                        device: device, seq: (row["seq"] as Int64?).map { UInt64($0) },
+                        hash: row["hash"], code: LinliError.Code(rawValue: row["code"]) ?? .malformed,
+                        message: row["message"], envelope: Data())
+                }
+            }
+        }
+    }
+
     /// Devices whose history forked, with the sequence number where it did.
     public func forkedDevices() throws -> [DeviceID: UInt64] {
         try run {
@@ -302,20 +322,23 @@ extension ReplicaStore {
                     let names = scopes.map(\.description).sorted()
                     var arguments = StatementArguments(names)
                     arguments += [own]
-                    // SQLite takes the bare columns from the row with the max.
+                    // One row per device and scope (linli_scope_head); the
+                    // newest over the asker's scopes is the head it gets.
                     rows = try Row.fetchAll(db, sql: """
-                        SELECT d.device, max(l.seq) AS seq, l.hash FROM linli_log l JOIN linli_device d ON d.n = l.device_n
-                        WHERE l.scope IN (\(names.map { _ in "?" }.joined(separator: ", "))) AND l.device_n != ?
-                        GROUP BY l.device_n
+                        SELECT d.device, h.seq, h.hash FROM linli_scope_head h JOIN linli_device d ON d.n = h.device_n
+                        WHERE h.scope IN (\(names.map { _ in "?" }.joined(separator: ", "))) AND h.device_n != ?
+                        ORDER BY h.device_n, h.seq DESC
                         """, arguments: arguments)
                 } else {
                     rows = try Row.fetchAll(db, sql: """
                         SELECT d.device, h.seq, h.hash FROM linli_head h JOIN linli_device d ON d.n = h.device_n WHERE h.device_n != ?
                         """, arguments: [own])
                 }
+                var previous: DeviceID?
                 for row in rows {
-                    if let device = DeviceID(bytes: row["device"] as Data) {
+                    if let device = DeviceID(bytes: row["device"] as Data), device != previous {
                         result.append(ScopedHead(device: device, seq: UInt64(row["seq"] as Int64), hash: row["hash"]))
+                        previous = device
                     }
                 }
                 if let mine = try Self.dealtWith(db, device: asker) { result.append(mine) }

@@ -76,7 +76,7 @@ extension ReplicaStore {
                     }
                 }
                 try db.execute(sql: """
-                    DELETE FROM linli_quarantine; DELETE FROM linli_held;
+                    DELETE FROM linli_quarantine; DELETE FROM linli_held; DELETE FROM linli_refused_early;
                     DELETE FROM linli_meta WHERE key LIKE 'cursor:%' OR key LIKE 'ack:%';
                     """)
                 return (cursor, db.totalChangesCount - before)
@@ -148,9 +148,9 @@ extension ReplicaStore {
                     let name: String = table["name"]
                     let copy = "INSERT INTO main.\(StoreSchema.quoted(name)) SELECT * FROM source.\(StoreSchema.quoted(name))"
                     switch name {
-                    case "linli_quarantine", "linli_held", "linli_replaced_early":
+                    case "linli_quarantine", "linli_held", "linli_refused_early", "linli_replaced_early":
                         continue
-                    case "linli_log":
+                    case "linli_log", "linli_scope_head":
                         try db.execute(sql: copy + " WHERE scope IN (\(list))", arguments: names)
                     case "linli_row_state":
                         try db.execute(sql: copy + " WHERE scope_n IN (SELECT n FROM source.linli_name WHERE name IN (\(list)))", arguments: names)

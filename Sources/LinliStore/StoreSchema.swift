@@ -11,6 +11,8 @@ import LinliCore
 /// | --- | --- | --- |
 /// | `linli_log` | every applied change set: exact envelope bytes plus header columns | no |
 /// | `linli_held` | change sets waiting for a missing predecessor | no |
+/// | `linli_refused_early` | change sets refused for their role behind a gap (bytes in quarantine), chained when it fills | no |
+/// | `linli_scope_head` | the newest logged change set of each device in each scope (triggers on `linli_log`) | kept by triggers |
 /// | `linli_quarantine` | refused change sets with the reason | no |
 /// | `linli_forked_device` | devices whose history forked | no |
 /// | `linli_chained_refusal` | change sets refused for what they say, in their place in the chain | no |
@@ -138,6 +140,47 @@ enum StoreSchema {
                     refused_at INTEGER NOT NULL,
                     PRIMARY KEY (peer, seq)
                 ) STRICT
+                """)
+        }
+        migrator.registerMigration("v5-scope-head") { db in
+            // The newest change set of each device in each scope, kept by
+            // triggers, so a heads answer (PROTOCOL.md 2.6) reads one row
+            // per device and scope instead of scanning the scopes' log.
+            try db.execute(sql: """
+                CREATE TABLE linli_scope_head (
+                    scope TEXT NOT NULL,
+                    device_n INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    hash BLOB NOT NULL,
+                    PRIMARY KEY (scope, device_n)
+                ) STRICT, WITHOUT ROWID;
+                INSERT INTO linli_scope_head (scope, device_n, seq, hash)
+                    SELECT scope, device_n, max(seq), hash FROM linli_log GROUP BY scope, device_n;
+                CREATE TRIGGER linli_scope_head_insert AFTER INSERT ON linli_log BEGIN
+                    INSERT INTO linli_scope_head (scope, device_n, seq, hash) VALUES (NEW.scope, NEW.device_n, NEW.seq, NEW.hash)
+                    ON CONFLICT (scope, device_n) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE excluded.seq > linli_scope_head.seq;
+                END;
+                CREATE TRIGGER linli_scope_head_delete AFTER DELETE ON linli_log BEGIN
+                    DELETE FROM linli_scope_head WHERE scope = OLD.scope AND device_n = OLD.device_n AND seq = OLD.seq;
+                    INSERT INTO linli_scope_head (scope, device_n, seq, hash)
+                        SELECT scope, device_n, seq, hash FROM linli_log WHERE device_n = OLD.device_n AND scope = OLD.scope
+                        ORDER BY seq DESC LIMIT 1
+                    ON CONFLICT (scope, device_n) DO NOTHING;
+                END;
+                """)
+        }
+        migrator.registerMigration("v6-refused-early") { db in
+            // Change sets refused for their role while behind a gap in their
+            // device's chain (the bytes are in linli_quarantine); each takes
+            // its place in the chain, as refused, when the gap fills.
+            try db.execute(sql: """
+                CREATE TABLE linli_refused_early (
+                    device BLOB NOT NULL,
+                    seq INTEGER NOT NULL,
+                    hash BLOB NOT NULL,
+                    PRIMARY KEY (device, seq)
+                ) STRICT, WITHOUT ROWID;
+                CREATE INDEX linli_quarantine_device ON linli_quarantine (device, id);
                 """)
         }
         return migrator

@@ -392,3 +392,51 @@ func makeChangeSets(_ store: ReplicaStore, as identity: DeviceIdentity, count: I
         #expect(conflicts.allSatisfy { $0 == conflicts[0] }, "seed \(seed): conflicts differ")
     }
 }
+
+/// The heads a server answers (PROTOCOL.md 2.6) come from linli_scope_head,
+/// which triggers on the log keep; they must be what a scan of the log
+/// gives, also after a revocation takes change sets out of the log.
+@Suite struct ScopeHeadTests {
+    @Test func scopedHeadsAreTheNewestLoggedChangeSetPerDeviceAcrossTheAskersScopes() throws {
+        let world = try TrustWorld()
+        let one = Fixtures.identity(40, user: "甲"), two = Fixtures.identity(41, user: "乙"), asker = Fixtures.identity(42, user: "丙")
+        try world.certify(one, role: .inspector, grids: ["G1", "G2"])
+        try world.certify(two, role: .inspector, grids: ["G2"])
+        try world.certify(asker, role: .inspector, grids: ["G1"])
+        let phoneOne = try world.replica(), phoneTwo = try world.replica(), server = try world.replica()
+        for store in [phoneOne, phoneTwo, server] { _ = try store.apply(world.trustRecords()) }
+        let (_, inG1) = try makeChangeSets(phoneOne, as: one, count: 3, grid: "G1")     // seq 1-3
+        let (_, inG2) = try makeChangeSets(phoneOne, as: one, count: 2, grid: "G2")     // seq 4-5
+        let (_, twoInG2) = try makeChangeSets(phoneTwo, as: two, count: 4, grid: "G2")
+        #expect(try server.apply(inG1 + inG2 + twoInG2).allSatisfy { $0.status == .applied })
+
+        func heads(_ scopes: Set<Scope>) throws -> [DeviceID: UInt64] {
+            Dictionary(uniqueKeysWithValues: try server.heads(scopes: scopes, asker: asker.device).map { ($0.device, $0.seq) })
+        }
+        #expect(try heads([.grid("G1")]) == [one.device: 3])
+        #expect(try heads([.grid("G2")]) == [one.device: 5, two.device: 4])
+        #expect(try heads([.grid("G1"), .grid("G2")]) == [one.device: 5, two.device: 4])
+        #expect(try server.heads(scopes: [.grid("G1")], asker: asker.device).first { $0.device == one.device }?.hash == inG1[2].hash)
+
+        // Revoked after 4: change set 5 (G2) leaves the log, 4 is G2's head again.
+        try world.authorityStore.revoke(as: world.authority, device: one.device, lastValidSeq: 4, reason: "phone reported lost")
+        _ = try server.apply(world.trustRecords())
+        #expect(try heads([.grid("G2")]) == [one.device: 4, two.device: 4])
+        #expect(try heads([.grid("G1")]) == [one.device: 3])
+        #expect(try server.heads(scopes: [.grid("G2")], asker: asker.device).first { $0.device == one.device }?.hash == inG2[0].hash)
+
+        // A store reopened from its file keeps the same heads (the table is on disk, not in memory).
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("linli-scope-head-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("server.sqlite").path
+        do {
+            let onDisk = try ReplicaStore(path: path, schema: Fixtures.schema, authority: world.rootKey.publicKey)
+            _ = try onDisk.apply(world.trustRecords())
+            _ = try onDisk.apply(inG1 + twoInG2)
+        }
+        let reopened = try ReplicaStore(path: path, schema: Fixtures.schema, authority: world.rootKey.publicKey)
+        let again = Dictionary(uniqueKeysWithValues: try reopened.heads(scopes: [.grid("G1"), .grid("G2")], asker: asker.device).map { ($0.device, $0.seq) })
+        #expect(again == [one.device: 3, two.device: 4])
+    }
+}

@@ -87,20 +87,27 @@ struct SyncBenchmark: AsyncParsableCommand {
             }
         }
         let roundSorted = roundMilliseconds.sorted()
+        log("rounds: p50 \(round3(percentile(roundSorted, 0.50))) ms, p99 \(round3(percentile(roundSorted, 0.99))) ms")
 
-        // (b) The night storm. Each device synced last night: it knows its
-        // grid's certificates and its cursor is where the server is now.
+        // (b) The night storm. Each device synced last night: its replica
+        // holds the district's trust records (every certificate, as a
+        // field device's does after its first sync) and its cursor is where
+        // the server is now. The replicas are copies of one file that
+        // applied the authority's change sets once.
         log("preparing \(storm.count) storm devices…")
         let position = try await serverPosition(url: url, probe: inspector, store: inspectorStore)
         var replicas: [ReplicaStore] = []
-        let peersByGrid = Dictionary(grouping: storm.indices, by: { stormGrid($0) })
+        let templatePath = folder.appendingPathComponent("storm-template.sqlite").path
+        do {
+            let template = try ReplicaStore(path: templatePath, schema: schema, authority: root.publicKey)
+            let outcomes = try template.apply(try authorityStore.changeSets(scopes: [.system]).map(\.envelope))
+            guard outcomes.allSatisfy({ $0.status == .applied }) else { throw ValidationError("the storm template refused a trust record") }
+            try template.checkpoint()
+        }
         for (index, device) in storm.enumerated() {
-            let store = try ReplicaStore(path: nil, schema: schema, authority: root.publicKey)
-            // A field device knows the server's certificate from its bundle.
-            try store.registerDeviceKey(device: Fixtures.server.device, publicKey: Fixtures.server.key.publicKey, role: .server)
-            for peer in peersByGrid[stormGrid(index)]! {
-                try store.registerDeviceKey(device: storm[peer].device, publicKey: storm[peer].key.publicKey, role: .inspector, grids: [stormGrid(peer)])
-            }
+            let path = folder.appendingPathComponent("storm-\(index).sqlite").path
+            try FileManager.default.copyItem(atPath: templatePath, toPath: path)
+            let store = try ReplicaStore(path: path, schema: schema, authority: root.publicKey)
             _ = try store.applyPage([Data](), cursor: SyncCursor(name: SyncClient.cursorName(url), position: position))
             for _ in 0..<5 { try record(store, as: device, grid: stormGrid(index), number: &counter) }
             replicas.append(store)
