@@ -83,6 +83,7 @@ bench: deps
 vectors: deps
 	$(SWIFT) run linli-sim vectors --out Protocol/vectors
 	$(SWIFT) run linli-sim trust-vectors --out Protocol/vectors/trust
+	$(SWIFT) run linli-sim refusal-vectors --out Protocol/vectors/refusals
 	$(SWIFT) run linli-sim protocol-vectors --out Protocol/vectors/protocol
 
 clean-demo:

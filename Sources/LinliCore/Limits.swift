@@ -103,6 +103,21 @@ public enum Limits {
     /// Most change sets of one device held while waiting for a missing
     /// predecessor (a gap in its chain).
     public static let heldChangeSetsPerDeviceMax = 10_000
+    /// Most bytes of one device's change sets held for a missing
+    /// predecessor (64 MiB). Past it, more are refused `over_limit` and
+    /// stay on the device, which sends them again once the gap fills.
+    public static let heldBytesPerDeviceMax = 64 << 20
+    /// Most bytes of refused change sets kept in quarantine for one device
+    /// (64 MiB). Past it, a refusal is still recorded with its reason and
+    /// hash, without the envelope: a device keeps its own change sets, so
+    /// nothing it entered is lost, and a hostile device cannot fill the
+    /// server.
+    public static let quarantineBytesPerDeviceMax = 64 << 20
+    /// Most bytes kept of an envelope that cannot be decoded (64 KiB): the
+    /// start is evidence enough, the rest is no change set anyone entered.
+    public static let undecodableEnvelopeBytesKeptMax = 64 << 10
+    /// Most refusals a device's status answer lists, newest first.
+    public static let statusRefusalsMax = 200
 
     // MARK: Storage
 

@@ -77,7 +77,7 @@ public final class SyncService: Sendable {
         var results = [Linli_V1_PushResult?](repeating: nil, count: request.changeSets.count)
         var own: [(Int, OfferedChangeSet)] = []
         for (index, envelope) in request.changeSets.enumerated() {
-            let offered = OfferedChangeSet(decoding: envelope)
+            let offered = OfferedChangeSet(decoding: envelope, sender: access.device)
             if let signed = offered.signed, signed.header.device != access.device {
                 var result = Linli_V1_PushResult()
                 result.hash = signed.hash

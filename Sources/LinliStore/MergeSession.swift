@@ -69,7 +69,8 @@ final class MergeSession {
         self.now = now
         forked = Set(try Data.fetchAll(db, sql: "SELECT device FROM linli_forked_device").compactMap { DeviceID(bytes: $0) })
         replacedEarlyCount = try Int64.fetchOne(db, sql: "SELECT count(*) FROM linli_replaced_early") ?? 0
-        devicesWithHeld = Set(try Data.fetchAll(db, sql: "SELECT DISTINCT device FROM linli_held").compactMap { DeviceID(bytes: $0) })
+        devicesWithHeld = Set(try Data.fetchAll(db, sql: "SELECT DISTINCT device FROM linli_held UNION SELECT DISTINCT device FROM linli_refused_early")
+            .compactMap { DeviceID(bytes: $0) })
         hlcMax = UInt64(try Int64.fetchOne(db, sql: "SELECT value FROM linli_meta WHERE key = 'hlc'") ?? 0)
     }
 

@@ -74,6 +74,7 @@ extension ReplicaStore {
         let decoded: [Result<SignedChangeSet, LinliError>]
         let verifications: [Verification]
         let predecessors: [UInt64?]
+        let senders: [DeviceID?]
     }
 
     private func prepareBatch(_ offered: [OfferedChangeSet]) throws -> PreparedBatch {
@@ -89,7 +90,8 @@ extension ReplicaStore {
             guard case .success(let signed) = item else { return .unknownKey }
             return Self.verify(signed, trust: trust[signed.header.device] ?? DeviceTrust())
         }
-        return PreparedBatch(envelopes: envelopes, decoded: decoded, verifications: verifications, predecessors: offered.map(\.scopedPredecessor))
+        return PreparedBatch(envelopes: envelopes, decoded: decoded, verifications: verifications, predecessors: offered.map(\.scopedPredecessor),
+                             senders: offered.map(\.sender))
     }
 
     /// Applies one page of a pull and records `cursor` as the position it
@@ -151,9 +153,13 @@ extension ReplicaStore {
                 for (offset, item) in decoded.enumerated() {
                     switch item {
                     case .failure(let error):
+                        // Kept under the device that sent it, when known, so
+                        // its bytes count against that device's bound.
                         let hash = Blake2b256.hash(envelopes[offset])
-                        try quarantine(db, hash: hash, device: nil, seq: nil, error: error, envelope: envelopes[offset], now: now)
-                        outcomes.append(ApplyOutcome(hash: hash, device: nil, seq: nil, status: .refused(error)))
+                        let sender = prepared.senders[offset]
+                        let recorded = try quarantine(db, hash: hash, device: sender, seq: nil, error: error, envelope: envelopes[offset], now: now,
+                                                      decodable: false)
+                        outcomes.append(ApplyOutcome(hash: hash, device: nil, seq: nil, status: .refused(recorded)))
                     case .success(let signed):
                         let status = try offer(signed, verification: verifications[offset], session: session, policy: policy, now: now,
                                                scopedPredecessor: prepared.predecessors[offset])
@@ -191,8 +197,7 @@ extension ReplicaStore {
         let db = session.db
         let header = signed.header
         func refuse(_ error: LinliError) throws -> ApplyOutcome.Status {
-            try quarantine(db, hash: signed.hash, device: header.device, seq: header.seq, error: error, envelope: signed.envelope, now: now)
-            return .refused(error)
+            .refused(try quarantine(db, hash: signed.hash, device: header.device, seq: header.seq, error: error, envelope: signed.envelope, now: now))
         }
         // Signature first: nothing unsigned may touch chains or fork marks.
         var verification = verification
@@ -238,11 +243,35 @@ extension ReplicaStore {
         // one the server does send (PROTOCOL.md 2.2.1).
         let skipsUnsent = header.seq > head.seq + 1 && scopedPredecessor.map { head.seq >= $0 } == true
         if header.seq > head.seq + 1, !skipsUnsent {
-            let heldCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM linli_held WHERE device = ?", arguments: [header.device.data]) ?? 0
+            // What its key may not write is refused now, not held: a device
+            // must not fill the server with change sets behind a gap that
+            // would be refused anyway. It is kept in quarantine and noted in
+            // linli_refused_early; once the gap fills it takes its place in
+            // the chain as refused (releaseHeld), so the device's later
+            // change sets are not stalled behind it.
+            do {
+                try key.role.authorize(scope: header.scope, device: header.device, grids: key.grids)
+                for row in signed.changeSet.rows { try key.role.authorize(table: row.table) }
+            } catch {
+                let status = try refuse(error)
+                try db.execute(sql: "INSERT OR IGNORE INTO linli_refused_early (device, seq, hash) VALUES (?, ?, ?)",
+                               arguments: [header.device.data, Int64(header.seq), signed.hash])
+                session.noteHeld(header.device)
+                return status
+            }
+            let held = try Row.fetchOne(db, sql: "SELECT count(*), total(length(envelope)) FROM linli_held WHERE device = ?",
+                                        arguments: [header.device.data])
+            let heldCount: Int = held?[0] ?? 0
+            let heldBytes: Double = held?[1] ?? 0
             guard heldCount < Limits.heldChangeSetsPerDeviceMax else {
                 return try refuse(LinliError(
                     .overLimit, "device \(header.device.hex) already has \(heldCount) change sets waiting for \(head.seq + 1); heldChangeSetsPerDeviceMax is \(Limits.heldChangeSetsPerDeviceMax)",
                     hint: "sync the missing change sets of this device first"))
+            }
+            guard heldBytes + Double(signed.envelope.count) <= Double(Limits.heldBytesPerDeviceMax) else {
+                return try refuse(LinliError(
+                    .overLimit, "device \(header.device.hex) already has \(Int(heldBytes)) bytes of change sets waiting for \(head.seq + 1); heldBytesPerDeviceMax is \(Limits.heldBytesPerDeviceMax)",
+                    hint: "sync the missing change sets of this device first; the device keeps this one and sends it again"))
             }
             try db.execute(
                 sql: "INSERT OR IGNORE INTO linli_held (device, seq, hash, received_at, envelope) VALUES (?, ?, ?, ?, ?)",
@@ -276,6 +305,7 @@ extension ReplicaStore {
         do { try checkSchema(signed.changeSet) } catch { return try refuseInChain(error) }
         if policy.checksTableRules {
             do {
+                try checkRequired(signed.changeSet, session: session)
                 try checkTableRules(signed.changeSet, session: session)
                 try checkResolutions(signed.changeSet, session: session)
             } catch let error as LinliError where error.code != .storage {
@@ -307,7 +337,18 @@ extension ReplicaStore {
             let rows = try Row.fetchAll(
                 db, sql: "SELECT hash, envelope FROM linli_held WHERE device = ? AND seq = ?",
                 arguments: [signed.header.device.data, Int64(next)])
-            if rows.isEmpty { return }
+            if rows.isEmpty {
+                // One refused early for its role, behind the gap just filled:
+                // offered again, it is refused in its chain, which releases
+                // what follows it.
+                guard let early = try Data.fetchOne(db, sql: """
+                    SELECT q.envelope FROM linli_refused_early e JOIN linli_quarantine q ON q.hash = e.hash
+                    WHERE e.device = ? AND e.seq = ? ORDER BY q.id LIMIT 1
+                    """, arguments: [signed.header.device.data, Int64(next)]) else { return }
+                try db.execute(sql: "DELETE FROM linli_refused_early WHERE device = ? AND seq = ?", arguments: [signed.header.device.data, Int64(next)])
+                _ = try offer(try SignedChangeSet(envelope: early), verification: .unknownKey, session: session, policy: policy, now: now)
+                return
+            }
             try db.execute(sql: "DELETE FROM linli_held WHERE device = ? AND seq = ?", arguments: [signed.header.device.data, Int64(next)])
             var advanced = false
             for row in rows {
@@ -384,6 +425,33 @@ extension ReplicaStore {
         }
     }
 
+    /// Gatekeeper only: a change set that creates a row (writes its
+    /// `_deleted` as false, and this replica holds nothing of the row yet)
+    /// must give every field the schema declares `required` a value that is
+    /// not null (CHANGESET.md 6.5). Replicas accept what the server
+    /// accepted, so a replica's state never depends on when it learned a
+    /// schema's `required` flags.
+    func checkRequired(_ changeSet: ChangeSet, session: MergeSession) throws {
+        var created: [String: [RowID: [String: Value]]] = [:]
+        var order: [(table: TableSchema, row: RowID)] = []
+        for row in changeSet.rows {
+            guard let table = schema.table(row.table), table.fields.contains(where: \.required) else { continue }
+            if created[table.name]?[row.row] == nil { order.append((table, row.row)) }
+            for write in row.writes { created[table.name, default: [:]][row.row, default: [:]][write.field] = write.value }
+        }
+        for (table, row) in order {
+            let written = created[table.name]?[row] ?? [:]
+            guard written[MergeRules.deletedField]?.boolean == false, try session.survivors(table: table.name, row: row).isEmpty else { continue }
+            let missing = table.fields.filter { $0.required && (written[$0.name] ?? .null).isNull }.map(\.name)
+            guard missing.isEmpty else {
+                throw LinliError(
+                    .schemaViolation,
+                    "the new \(table.name) \(row.hex) has no value for \(missing.joined(separator: ", ")), which schema \(schema.name) version \(schema.version) requires",
+                    hint: "record it again with every required field filled in")
+            }
+        }
+    }
+
     /// Gatekeeper only: checks the tables' cross-field rules (``TableRule``)
     /// for each row the change set writes, against the values the row would
     /// have: what it shows now, in this transaction, with the change set's
@@ -448,13 +516,36 @@ extension ReplicaStore {
         }
     }
 
-    func quarantine(_ db: Database, hash: Data, device: DeviceID?, seq: UInt64?, error: LinliError, envelope: Data, now: UInt64) throws {
+    /// Keeps a refused change set with its reason. Bounded: of an envelope
+    /// that cannot be decoded only the first
+    /// ``Limits/undecodableEnvelopeBytesKeptMax`` bytes are kept, and once a
+    /// device's quarantine holds ``Limits/quarantineBytesPerDeviceMax``
+    /// bytes its further refusals are recorded without their envelopes (the
+    /// device keeps its own change sets). Returns the error as recorded.
+    @discardableResult
+    func quarantine(_ db: Database, hash: Data, device: DeviceID?, seq: UInt64?, error: LinliError, envelope: Data, now: UInt64,
+                    decodable: Bool = true) throws -> LinliError {
+        var kept = envelope
+        var message = error.message
+        if !decodable, envelope.count > Limits.undecodableEnvelopeBytesKeptMax {
+            kept = envelope.prefix(Limits.undecodableEnvelopeBytesKeptMax)
+            message += " (the first \(kept.count) of its \(envelope.count) bytes are kept)"
+        }
+        if let device, !kept.isEmpty {
+            let held = try Int64.fetchOne(db, sql: "SELECT total(length(envelope)) FROM linli_quarantine WHERE device = ?",
+                                          arguments: [device.data]) ?? 0
+            if held.addingReportingOverflow(Int64(kept.count)).partialValue > Int64(Limits.quarantineBytesPerDeviceMax) {
+                kept = Data()
+                message += " (not kept here: this device's refused change sets already take \(held) bytes, quarantineBytesPerDeviceMax is \(Limits.quarantineBytesPerDeviceMax); the device keeps its own copy)"
+            }
+        }
         try db.execute(
             sql: """
                 INSERT OR IGNORE INTO linli_quarantine (received_at, device, seq, hash, code, message, envelope)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [Int64(now), device?.data, seq.map { Int64($0) }, hash, error.code.rawValue, error.message, envelope])
+            arguments: [Int64(now), device?.data, seq.map { Int64($0) }, hash, error.code.rawValue, message, kept])
+        return message == error.message ? error : LinliError(error.code, message, hint: error.hint)
     }
 }
 
@@ -477,6 +568,8 @@ public struct OfferedChangeSet: Sendable {
     /// follow the device's head across change sets the replica never sees
     /// (PROTOCOL.md 2.2.1); without it, a gap is held.
     public var scopedPredecessor: UInt64?
+    /// The authenticated device that sent it, when a server knows.
+    public var sender: DeviceID?
 
     /// To be decoded by the replica, in parallel with others.
     public init(envelope: Data, scopedPredecessor: UInt64? = nil) {
@@ -485,10 +578,13 @@ public struct OfferedChangeSet: Sendable {
         self.scopedPredecessor = scopedPredecessor
     }
 
-    /// Decoded now, so the caller can look at it first.
-    public init(decoding envelope: Data) {
+    /// Decoded now, so the caller can look at it first. `sender`: the
+    /// authenticated device that sent it (a server's push), under which an
+    /// envelope that does not decode is kept.
+    public init(decoding envelope: Data, sender: DeviceID? = nil) {
         self.envelope = envelope
         decoded = Self.decode(envelope)
+        self.sender = sender
     }
 
     public init(signed: SignedChangeSet) {

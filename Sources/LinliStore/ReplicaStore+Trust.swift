@@ -152,6 +152,8 @@ extension ReplicaStore {
                            envelope: row["envelope"], now: now)
         }
         try db.execute(sql: "DELETE FROM linli_held WHERE device = ? AND seq > ?", arguments: [revocation.device.data, Int64(revocation.lastValidSeq)])
+        // Those refused early for their role stay in quarantine as they are.
+        try db.execute(sql: "DELETE FROM linli_refused_early WHERE device = ? AND seq > ?", arguments: [revocation.device.data, Int64(revocation.lastValidSeq)])
     }
 
     /// Change sets refused because their key was unknown are offered again
@@ -159,7 +161,7 @@ extension ReplicaStore {
     private func retryUnknownKey(_ device: DeviceID, session: MergeSession, policy: ApplyPolicy, now: UInt64) throws {
         let db = session.db
         let waiting = try Row.fetchAll(
-            db, sql: "SELECT id, envelope FROM linli_quarantine WHERE device = ? AND code = ? ORDER BY seq",
+            db, sql: "SELECT id, envelope FROM linli_quarantine WHERE device = ? AND code = ? AND length(envelope) > 0 ORDER BY seq",
             arguments: [device.data, LinliError.Code.unknownKey.rawValue])
         for row in waiting {
             try db.execute(sql: "DELETE FROM linli_quarantine WHERE id = ?", arguments: [row["id"] as Int64])
@@ -320,6 +322,22 @@ extension ReplicaStore {
                 var devices = Set<DeviceID>()
                 var previous: (device: DeviceID, seq: UInt64, hash: Data)?
                 var certified: Set<String> = []
+                // Change sets refused in their chain hold their places
+                // (CHANGESET.md 6): a chain may pass over them.
+                var chainedRefusals: [DeviceID: [UInt64: Data]] = [:]
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT d.device, c.seq, c.hash FROM linli_chained_refusal c JOIN linli_device d ON d.n = c.device_n
+                    """) {
+                    if let device = DeviceID(bytes: row[0] as Data) { chainedRefusals[device, default: [:]][UInt64(row[1] as Int64)] = row[2] }
+                }
+                /// The refused change sets from `from` through `through`, when
+                /// every one of them is refused in its chain: the hash of the last.
+                func refusedRun(_ device: DeviceID, from: UInt64, through: UInt64) -> Data? {
+                    guard from <= through, let refused = chainedRefusals[device] else { return nil }
+                    var seq = from
+                    while seq < through { guard refused[seq] != nil else { return nil }; seq += 1 }
+                    return refused[through]
+                }
                 let cursor = try Row.fetchCursor(db, sql: """
                     SELECT d.device, l.seq, l.hash, l.envelope FROM linli_log l JOIN linli_device d ON d.n = l.device_n
                     ORDER BY d.device, l.seq
@@ -346,9 +364,18 @@ extension ReplicaStore {
                         report.problems.append("\(name): no key of the device is known at that sequence number")
                     }
                     if let previous, previous.device == device {
-                        if seq != previous.seq + 1 { report.problems.append("\(name): the chain skips from \(previous.seq) to \(seq)") }
-                        if signed.header.prev != previous.hash { report.problems.append("\(name): does not link to change set \(previous.seq)") }
-                    } else if seq != 1 || !signed.header.prev.isEmpty {
+                        if seq == previous.seq + 1 {
+                            if signed.header.prev != previous.hash { report.problems.append("\(name): does not link to change set \(previous.seq)") }
+                        } else if let refused = refusedRun(device, from: previous.seq + 1, through: seq - 1) {
+                            if signed.header.prev != refused { report.problems.append("\(name): does not link to change set \(seq - 1), refused in its chain") }
+                        } else {
+                            report.problems.append("\(name): the chain skips from \(previous.seq) to \(seq)")
+                        }
+                    } else if seq == 1 {
+                        if !signed.header.prev.isEmpty { report.problems.append("\(name): the device's chain does not start at 1") }
+                    } else if let refused = refusedRun(device, from: 1, through: seq - 1) {
+                        if signed.header.prev != refused { report.problems.append("\(name): does not link to change set \(seq - 1), refused in its chain") }
+                    } else {
                         report.problems.append("\(name): the device's chain does not start at 1")
                     }
                     if signed.header.scope == .system {

@@ -12,7 +12,7 @@ struct LinliSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "linli-sim",
         abstract: "Simulations and generators for Linli.",
-        subcommands: [OfflineDemo.self, Simulate.self, Vectors.self, TrustVectors.self, ProtocolVectors.self, SchemaFile.self, Summary.self])
+        subcommands: [OfflineDemo.self, Simulate.self, Vectors.self, TrustVectors.self, RefusalVectors.self, ProtocolVectors.self, SchemaFile.self, Summary.self])
 }
 
 /// Writes the golden change set vectors.
@@ -35,6 +35,19 @@ struct TrustVectors: ParsableCommand {
 
     func run() throws {
         try writeVectors(try GoldenVectors.makeTrust().map { ($0.name, try GoldenVectors.encode($0)) }, to: out)
+    }
+}
+
+/// Writes the golden refusal vectors: each way a change set is decided,
+/// and whether its device's head moves.
+struct RefusalVectors: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "refusal-vectors", abstract: "Write the golden refusal vectors (reproducible).")
+
+    @Option(help: "Folder to write the JSON files into.") var out = "Protocol/vectors/refusals"
+
+    func run() throws {
+        try writeVectors(try GoldenVectors.makeRefusals().map { ($0.name, try GoldenVectors.encode($0)) }, to: out)
     }
 }
 
