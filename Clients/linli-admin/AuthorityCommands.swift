@@ -55,6 +55,8 @@ struct AuthorityCommand: ParsableCommand {
             try guarded {
                 let (store, identity, settings) = try options.open()
                 let newPassphrase = try newPassphraseFile.map { try Passphrase.read(file: $0, prompt: "") } ?? options.passphrase()
+                let previous = try SealedKey.seal(identity.key, passphrase: newPassphrase, label: "Linli authority (before rotation \(settings.rotations + 1))",
+                                                  strength: .moderate)
                 let next = SigningKey.generate()
                 let sealed = try SealedKey.seal(next, passphrase: newPassphrase, label: "Linli authority", strength: .moderate)
                 let (made, _) = try store.rotateAuthority(as: identity, to: next)
@@ -63,6 +65,9 @@ struct AuthorityCommand: ParsableCommand {
                 updated.rotations += 1
                 try FileManager.default.copyItem(atPath: options.keyPath, toPath: options.keyPath + ".\(updated.rotations - 1)")
                 try SealedKeyFile.write(sealed, to: options.keyPath)
+                // Kept for `sync`: the server authenticates the authority by
+                // the old key until the rotation's change set reaches it.
+                try SealedKeyFile.write(previous, to: options.previousKeyPath)
                 updated.currentPublicKey = next.publicKey.hex
                 try updated.write(to: options.settingsPath)
                 emit(options.json, ["new_public_key": next.publicKey.hex, "valid_from_seq": made[0].header.seq + 1],

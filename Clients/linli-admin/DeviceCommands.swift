@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LinliClient
 import LinliCore
 import LinliCrypto
 import LinliProtocol
@@ -68,7 +69,8 @@ struct DeviceCommand: ParsableCommand {
                 guard let data = FileManager.default.contents(atPath: request) else {
                     throw LinliError(.notFound, "cannot read the request \(request)")
                 }
-                let (device, key) = try EnrolmentRequest.decode(data).verified()
+                let parsed = try EnrolmentRequest.decode(data)
+                let (device, key) = try parsed.verified()
                 let registered = Set(try options.grids().map(\.id))
                 for grid in grids where !registered.contains(grid) {
                     throw LinliError(.invalidInput, "unknown grid \(grid); registered grids: \(registered.sorted().joined(separator: ", "))",
@@ -81,7 +83,7 @@ struct DeviceCommand: ParsableCommand {
                     throw LinliError(.invalidInput, "only inspectors (the grids they cover) and kiosks (the grids they serve) are enrolled for grids; a \(role.rawValue) is not")
                 }
                 let (store, identity, settings) = try options.open()
-                try store.issueCertificate(as: identity, device: device, publicKey: key, role: role, grids: Set(grids), label: "")
+                try store.issueCertificate(as: identity, device: device, publicKey: key, role: role, grids: Set(grids), label: parsed.label)
                 let records = try store.changeSets(scopes: [.system]).map(\.envelope)
                 let bundle = EnrolmentBundle(authorityPublicKey: PublicKey(hex: settings.rootPublicKey)!, device: device, role: role,
                                              grids: grids.sorted(), server: server ?? settings.server, trustRecords: records)
@@ -92,23 +94,50 @@ struct DeviceCommand: ParsableCommand {
         }
     }
 
-    struct RotateKey: ParsableCommand {
+    struct RotateKey: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rotate",
             abstract: "Certify a device's new key from a sequence number on (its chain goes on unbroken).")
         @OptionGroup var options: AuthorityOptions
-        @Argument(help: "The rotation request, signed with the device's current key.") var request: String
-        @Option(help: "The first of the device's change sets the new key signs.") var fromSeq: UInt64
+        @Argument(help: "The rotation request, signed with the device's current key (a file, or the line its QR code carries).") var request: String
+        @Option(help: "The first of the device's change sets the new key signs (default: the one the request names; required for a request without one).")
+        var fromSeq: UInt64?
+        @Option(help: "Ask this server for the device's last change set, and refuse a --from-seq that is not after it.") var server: String?
+        @Option(help: "PEM file of the certificate authority of the server's TLS certificate (default: the system's).") var caFile: String?
 
-        func run() throws {
-            try guarded {
+        func run() async throws {
+            try await guardedAsync {
                 guard let data = FileManager.default.contents(atPath: request) else { throw LinliError(.notFound, "cannot read \(request)") }
                 let parsed = try EnrolmentRequest.decode(data)
                 let (device, key) = try parsed.verified()
                 guard let previousHex = parsed.previousPublicKey else {
                     throw LinliError(.invalidInput, "this is an enrolment request, not a key rotation request")
                 }
-                let (store, identity, _) = try options.open()
+                // The device signs with the new key from the seq it named: a
+                // certificate from any other seq would refuse its records.
+                if let named = parsed.fromSeq, let fromSeq, fromSeq != named {
+                    throw LinliError(.invalidInput, "the device signs with its new key from change set \(named), as its request says; --from-seq \(fromSeq) would refuse its records",
+                                     hint: "leave out --from-seq")
+                }
+                guard let fromSeq = fromSeq ?? parsed.fromSeq else {
+                    throw LinliError(.invalidInput, "this request names no first change set for the new key: give --from-seq, after the last change set the device has signed",
+                                     hint: "or make the request on the device with `linli key rotate`, which names it")
+                }
+                let (store, identity, settings) = try options.open()
+                if let server {
+                    guard let url = URL(string: server), url.scheme == "http" || url.scheme == "https" else {
+                        throw LinliError(.invalidInput, "--server must be an http:// or https:// address, not \(server)")
+                    }
+                    let previous = try options.keys().previous
+                    let client = SyncClient(store: store, identity: identity, connection: ServerConnection(url: url, certificateAuthorityFile: caFile),
+                                            previousKeys: previous.map { [$0] } ?? [])
+                    let last = try await client.serverHeads()[device] ?? 0
+                    guard fromSeq > last else {
+                        throw LinliError(.invalidInput, "the server already holds change set \(last) of device \(device.hex), signed with its current key; the new key must start after it, not at \(fromSeq)",
+                                         hint: "use --from-seq \(last + 1) or later, or let the device make the request (`linli key rotate`)")
+                    }
+                }
+                _ = settings
                 let current = try store.certificates().filter { $0.device == device }.max { $0.validFromSeq < $1.validFromSeq }
                 guard let current, current.publicKey.hex == previousHex else {
                     throw LinliError(.badSignature, "the request is not signed with the key currently certified for device \(device.hex)")
@@ -116,7 +145,8 @@ struct DeviceCommand: ParsableCommand {
                 guard fromSeq > current.validFromSeq else {
                     throw LinliError(.invalidInput, "the new key must start after sequence number \(current.validFromSeq)")
                 }
-                try store.issueCertificate(as: identity, device: device, publicKey: key, role: current.role, grids: current.grids, validFromSeq: fromSeq)
+                try store.issueCertificate(as: identity, device: device, publicKey: key, role: current.role, grids: current.grids, validFromSeq: fromSeq,
+                                           label: parsed.label.isEmpty ? current.label : parsed.label)
                 emit(options.json, ["device": device.hex, "public_key": key.hex, "valid_from_seq": fromSeq],
                      text: "device \(device.hex): new key certified from change set \(fromSeq)")
             }
@@ -127,7 +157,7 @@ struct DeviceCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a device from a point of its log on: later change sets are refused and kept for review.")
         @OptionGroup var options: AuthorityOptions
-        @Argument(help: "The device id (32 hex digits).") var device: String
+        @Argument(help: "The device: its id, a unique start of it (at least 4 hex digits), or its label, e.g. 李明的终端.") var device: String
         @Option(help: "The last of its change sets that stays valid.") var afterSeq: UInt64?
         @Flag(help: "Revoke its whole history.") var all = false
         @Option(help: "Why, for the record.") var reason: String
@@ -138,13 +168,8 @@ struct DeviceCommand: ParsableCommand {
 
         func run() throws {
             try guarded {
-                guard let deviceID = DeviceID(hex: device) else {
-                    throw LinliError(.invalidInput, "\(device) is not a device id (32 hex digits)")
-                }
                 let (store, identity, _) = try options.open()
-                guard try store.certificates().contains(where: { $0.device == deviceID }) else {
-                    throw LinliError(.notFound, "device \(device) was never enrolled by this authority")
-                }
+                let deviceID = try DeviceCommand.resolve(device, among: try store.certificates())
                 let last = all ? 0 : afterSeq!
                 try store.revoke(as: identity, device: deviceID, lastValidSeq: last, reason: reason)
                 emit(options.json, ["device": deviceID.hex, "last_valid_seq": last, "reason": reason],
@@ -153,29 +178,80 @@ struct DeviceCommand: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List enrolled devices with role, grids, key and revocation.")
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List enrolled devices: label, role, grids, key, revocation, and with --server the last change set the server holds of each.")
         @OptionGroup var options: AuthorityOptions
+        @Option(help: "Ask this server for each device's last change set (needs the passphrase).") var server: String?
+        @Option(help: "PEM file of the certificate authority of the server's TLS certificate (default: the system's).") var caFile: String?
 
-        func run() throws {
-            try guarded {
+        func run() async throws {
+            try await guardedAsync {
                 let settings = try options.settings()
                 let store = try ReplicaStore(path: options.replicaPath, schema: AuthoritySettings.schema, authority: PublicKey(hex: settings.rootPublicKey))
-                let certificates = try store.certificates()
+                // One line per device: its newest certificate.
+                var newest: [DeviceID: IssuedCertificate] = [:]
+                var order: [DeviceID] = []
+                for certificate in try store.certificates() {
+                    if newest[certificate.device] == nil { order.append(certificate.device) }
+                    if certificate.validFromSeq >= newest[certificate.device]?.validFromSeq ?? 0 { newest[certificate.device] = certificate }
+                }
                 let revocations = try store.revocations()
-                let rows: [[String: Any]] = certificates.map { certificate in
-                    var row: [String: Any] = ["device": certificate.device.hex, "role": certificate.role.rawValue,
+                var lastSeen: [DeviceID: UInt64] = [:]
+                if let server {
+                    guard let url = URL(string: server), url.scheme == "http" || url.scheme == "https" else {
+                        throw LinliError(.invalidInput, "--server must be an http:// or https:// address, not \(server)")
+                    }
+                    let (key, previous) = try options.keys()
+                    guard let device = DeviceID(hex: settings.device) else { throw LinliError(.damagedFile, "\(options.settingsPath) is damaged") }
+                    let client = SyncClient(store: store, identity: DeviceIdentity(device: device, key: key, user: settings.administrator),
+                                            connection: ServerConnection(url: url, certificateAuthorityFile: caFile), previousKeys: previous.map { [$0] } ?? [])
+                    lastSeen = try await client.serverHeads()
+                }
+                let rows: [[String: Any]] = order.compactMap { newest[$0] }.map { certificate in
+                    var row: [String: Any] = ["device": certificate.device.hex, "label": certificate.label, "role": certificate.role.rawValue,
                                               "grids": certificate.grids.sorted(), "public_key": certificate.publicKey.hex,
                                               "valid_from_seq": certificate.validFromSeq]
                     if let last = revocations[certificate.device] { row["revoked_after_seq"] = last }
+                    if server != nil { row["last_seq"] = lastSeen[certificate.device] ?? 0 }
                     return row
                 }
-                emit(options.json, ["devices": rows], text: certificates.map { certificate in
-                    let revoked = revocations[certificate.device].map { " REVOKED after \($0)" } ?? ""
-                    return "\(certificate.device.hex)  \(certificate.role.rawValue)  \(certificate.grids.sorted().joined(separator: ","))  from \(certificate.validFromSeq)\(revoked)"
+                emit(options.json, ["devices": rows], text: order.compactMap { newest[$0] }.map { certificate in
+                    let revoked = revocations[certificate.device].map { "  REVOKED after \($0)" } ?? ""
+                    let seen = server == nil ? "" : "  last change set \(lastSeen[certificate.device] ?? 0)"
+                    let label = certificate.label.isEmpty ? "(no label)" : certificate.label
+                    let grids = certificate.grids.isEmpty ? "-" : certificate.grids.sorted().joined(separator: ",")
+                    return "\(certificate.device.hex)  \(label)  \(certificate.role.rawValue)  \(grids)  key from \(certificate.validFromSeq)\(seen)\(revoked)"
                 }.joined(separator: "\n"))
             }
         }
+    }
+
+    /// The enrolled device `text` names: its id, a unique start of its id
+    /// (at least 4 hex digits), or its label. An administrator looking for
+    /// "李明's lost phone" has the label, not 32 hex digits.
+    static func resolve(_ text: String, among certificates: [IssuedCertificate]) throws -> DeviceID {
+        let devices = Set(certificates.map(\.device))
+        if let id = DeviceID(hex: text) {
+            guard devices.contains(id) else { throw LinliError(.notFound, "device \(text) was never enrolled by this authority") }
+            return id
+        }
+        let lower = text.lowercased()
+        if lower.count >= 4, lower.allSatisfy(\.isHexDigit) {
+            let matches = devices.filter { $0.hex.hasPrefix(lower) }
+            if matches.count == 1 { return matches.first! }
+            if matches.count > 1 {
+                throw LinliError(.invalidInput, "\(matches.count) devices start with \(text): \(matches.map(\.hex).sorted().joined(separator: ", "))",
+                                 hint: "give more digits of the id")
+            }
+        }
+        let labelled = Set(certificates.filter { $0.label == text }.map(\.device))
+        if labelled.count == 1 { return labelled.first! }
+        if labelled.count > 1 {
+            throw LinliError(.invalidInput, "\(labelled.count) devices are labelled \(text): \(labelled.map(\.hex).sorted().joined(separator: ", "))",
+                             hint: "give the device id instead (linli-admin device list)")
+        }
+        throw LinliError(.notFound, "no enrolled device has the id, id start or label \(text)", hint: "see linli-admin device list")
     }
 }
 

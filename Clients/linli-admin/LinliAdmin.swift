@@ -26,6 +26,9 @@ struct AuthorityOptions: ParsableArguments {
     @Flag(help: "Print one JSON object.") var json = false
 
     var keyPath: String { path("authority.key") }
+    /// The key before the latest rotation, sealed with the current
+    /// passphrase: the server knows only it until the rotation reaches it.
+    var previousKeyPath: String { path("authority.previous.key") }
     var replicaPath: String { path("authority.sqlite") }
     var settingsPath: String { path("authority.json") }
     var gridsPath: String { path("grids.json") }
@@ -50,9 +53,18 @@ struct AuthorityOptions: ParsableArguments {
         guard let root = PublicKey(hex: settings.rootPublicKey), let device = DeviceID(hex: settings.device) else {
             throw LinliError(.damagedFile, "\(settingsPath) is damaged: the root key or device id has the wrong form")
         }
-        let key = try SealedKeyFile.open(keyPath, passphrase: passphrase())
+        let (key, _) = try keys()
         let store = try ReplicaStore(path: replicaPath, schema: AuthoritySettings.schema, authority: root)
         return (store, DeviceIdentity(device: device, key: key, user: settings.administrator), settings)
+    }
+
+    /// The authority's key and, after a rotation, the one before it, both
+    /// unsealed with the one passphrase.
+    func keys() throws -> (current: SigningKey, previous: SigningKey?) {
+        let secret = try passphrase()
+        let key = try SealedKeyFile.open(keyPath, passphrase: secret)
+        let previous = FileManager.default.fileExists(atPath: previousKeyPath) ? try SealedKeyFile.open(previousKeyPath, passphrase: secret) : nil
+        return (key, previous)
     }
 
     func grids() throws -> [GridEntry] {

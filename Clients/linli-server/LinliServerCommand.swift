@@ -108,7 +108,9 @@ struct Serve: AsyncParsableCommand {
             logger.info("conflict desk at /desk", metadata: ["accounts": "\(accounts)", "secure_cookies": "\(secure)", "trust_proxy": "\(trustProxy)"])
         }
         // The responder notes each connection's peer address for the desk's login throttle.
-        let app = Application(responder: PeerAddressResponder(router.buildResponder()), configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "linli-server"),
+        let app = Application(responder: PeerAddressResponder(router.buildResponder()),
+                              server: .http1(configuration: .init(idleTimeout: .seconds(Int64(Limits.connectionIdleSecondsMax)))),
+                              configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "linli-server"),
                               logger: logger)
         logger.info("listening", metadata: ["address": "\(listen)", "data": "\(data)"])
         // runService stops gracefully on SIGTERM and SIGINT.

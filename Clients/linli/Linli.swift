@@ -21,7 +21,7 @@ struct Linli: AsyncParsableCommand {
             """,
         subcommands: [
             Init.self, Enrol.self, Tables.self, SchemaCommand.self, Add.self, Edit.self, Delete.self, Show.self, Find.self, List.self,
-            RentalCommand.self, VolunteerCommand.self, Pending.self, Verify.self, Status.self, Sync.self,
+            RentalCommand.self, VolunteerCommand.self, Pending.self, Verify.self, Status.self, Sync.self, KeyCommand.self,
         ])
 }
 
@@ -86,6 +86,32 @@ struct Enrol: AsyncParsableCommand {
             let settings = enrolled.settings
             print("enrolled: device \(settings.device) as \(settings.role)\(settings.grids.isEmpty ? "" : " for grid " + settings.grids.joined(separator: ", ")), user \(settings.user), server \(settings.server)")
             print("next: `linli sync` fetches the records of your grids (or start recording offline with `linli add`)")
+        }
+    }
+}
+
+struct KeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "key", abstract: "This device's signing key.", subcommands: [Rotate.self])
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace this device's key: write a rotation request for the administrator and sign with the new key from now on.",
+            discussion: """
+                The request names the device's next change set as the first the new key signs. Keep working: what you record \
+                before the administrator's certificate reaches the server waits there and is taken when it arrives. \
+                The administrator runs `linli-admin device rotate REQUEST` and `linli-admin sync`.
+                """)
+        @OptionGroup var device: DeviceOptions
+        @Flag(help: "Also print the request as one line of text for a QR code.") var text = false
+
+        func run() async throws {
+            try await guarded(program) {
+                let opened = try device.open()
+                let request = try opened.rotateKey(pin: try device.pin())
+                print("new key made; it signs from change set \(request.fromSeq ?? 1) on. Request written to \(FieldDevice.rotationRequestPath(device.directory))")
+                print("hand it to the administrator (linli-admin device rotate), who then runs linli-admin sync; keep working meanwhile")
+                if text { print(request.text) }
+            }
         }
     }
 }
@@ -505,11 +531,13 @@ struct Sync: AsyncParsableCommand {
     func run() async throws {
         try await guarded(program) {
             let opened = try device.open().pointing(to: server, certificateAuthorityFile: caFile)
-            let identity = try opened.identity(pin: try device.pin())
+            let pin = try device.pin()
+            let identity = try opened.identity(pin: pin)
+            let previousKeys = try opened.previousKeys(pin: pin)
             let line = ProgressLine(quiet: quiet || json)
             let report: SyncReport
             do {
-                report = try await opened.sync(identity: identity, attemptsMax: attempts) { line.show($0) }
+                report = try await opened.sync(identity: identity, previousKeys: previousKeys, attemptsMax: attempts) { line.show($0) }
                 line.finish()
             } catch {
                 line.finish()

@@ -76,6 +76,10 @@ public final class FieldDevice: Sendable {
     public let authority: PublicKey
 
     public static func keyPath(_ folder: String) -> String { path(folder, "device.key") }
+    /// The key before the latest rotation, kept to sign requests until the
+    /// server has the new key's certificate.
+    public static func previousKeyPath(_ folder: String) -> String { path(folder, "device.previous.key") }
+    public static func rotationRequestPath(_ folder: String) -> String { path(folder, "rotation-request.json") }
     public static func requestPath(_ folder: String) -> String { path(folder, "request.json") }
     static func bundlePath(_ folder: String) -> String { path(folder, "bundle.json") }
     static func settingsPath(_ folder: String) -> String { path(folder, "device.json") }
@@ -204,6 +208,38 @@ public final class FieldDevice: Sendable {
         return DeviceIdentity(device: device, key: key, user: settings.user)
     }
 
+    /// The key before the latest rotation, when there was one.
+    public func previousKeys(pin: String) throws -> [SigningKey] {
+        guard FileManager.default.fileExists(atPath: Self.previousKeyPath(folder)) else { return [] }
+        return [try SealedKeyFile.open(Self.previousKeyPath(folder), passphrase: pin)]
+    }
+
+    /// Replaces the device's key (a phone whose key may have been copied,
+    /// or a yearly renewal): makes a new key, writes a rotation request
+    /// signed by both keys that names the device's next sequence number
+    /// as the first the new key signs, and signs with the new key from now
+    /// on. Change sets it makes before the administrator's certificate
+    /// reaches the server wait there (unknown key) and are taken when it
+    /// arrives; nothing is lost. The old key is kept, sealed, to sign
+    /// requests until then.
+    public func rotateKey(pin: String) throws -> EnrolmentRequest {
+        let current = try identity(pin: pin)
+        let store = try store()
+        let next = (try store.heads()[device]?.seq ?? 0) + 1
+        if FileManager.default.fileExists(atPath: Self.rotationRequestPath(folder)) {
+            throw LinliError(.invalidInput, "a key rotation is already waiting in \(Self.rotationRequestPath(folder))",
+                             hint: "hand that request to the administrator; once the device has synced with the new certificate, remove the file to rotate again")
+        }
+        let key = SigningKey.generate()
+        let request = EnrolmentRequest.make(device: device, key: key, label: settings.user, previous: current.key, fromSeq: next)
+        let sealedNew = try SealedKey.seal(key, passphrase: pin, label: settings.user, strength: .interactive)
+        let sealedOld = try SealedKey.seal(current.key, passphrase: pin, label: settings.user + " (before rotation)", strength: .interactive)
+        try AtomicFile.write(request.encoded(), to: Self.rotationRequestPath(folder))
+        try SealedKeyFile.write(sealedOld, to: Self.previousKeyPath(folder))
+        try SealedKeyFile.write(sealedNew, to: Self.keyPath(folder))
+        return request
+    }
+
     public var hasReplica: Bool { FileManager.default.fileExists(atPath: replicaPath) }
 
     /// The replica, made (with the bundle's trust records) if there is none
@@ -249,7 +285,7 @@ public final class FieldDevice: Sendable {
     /// A device without a replica bootstraps from the server's signed
     /// snapshot first; a cut transfer resumes at the next sync from the
     /// last page kept.
-    public func sync(identity: DeviceIdentity, attemptsMax: Int = 8,
+    public func sync(identity: DeviceIdentity, previousKeys: [SigningKey] = [], attemptsMax: Int = 8,
                      progress: @escaping @Sendable (SyncProgress) -> Void = { _ in }) async throws -> SyncReport {
         let connection = try connection
         var bootstrapped = false
@@ -265,7 +301,7 @@ public final class FieldDevice: Sendable {
             }
         }
         let store = try store()
-        let client = SyncClient(store: store, identity: identity, connection: connection, attemptsMax: attemptsMax)
+        let client = SyncClient(store: store, identity: identity, connection: connection, attemptsMax: attemptsMax, previousKeys: previousKeys)
         var report = try await client.sync(progress: progress)
         report.bootstrapped = bootstrapped
         try store.setClientValue("last_sync", String(UInt64(Date().timeIntervalSince1970 * 1000)))

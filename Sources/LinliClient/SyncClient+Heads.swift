@@ -188,3 +188,20 @@ extension SyncClient {
         }
     }
 }
+
+extension SyncClient {
+    /// The newest change set the server holds of each device this device
+    /// may see, from its signed heads answer (PROTOCOL.md 2.6): what an
+    /// administrator's device list shows as "last seen".
+    public func serverHeads() async throws -> [DeviceID: UInt64] {
+        try await withTransport { http in
+            var report = SyncReport()
+            let (heads, _) = try await heads(http, &report, { _ in })
+            var result: [DeviceID: UInt64] = [:]
+            for head in heads.heads {
+                if let device = DeviceID(bytes: head.device) { result[device] = head.seq }
+            }
+            return result
+        }
+    }
+}

@@ -8,6 +8,7 @@ import LinliStore
 import NIOCore
 import NIOHTTP1
 import NIOHTTPCompression
+import Synchronization
 import NIOSSL
 import SwiftProtobuf
 
@@ -90,9 +91,20 @@ public final class SyncClient: Sendable {
     let transport: (any SyncTransport)?
     /// Waits between attempts (nanoseconds); a simulation waits not at all.
     let pause: @Sendable (UInt64) async throws -> Void
+    /// The keys requests may be signed with: the device's key first, then
+    /// its earlier ones. The server authenticates a request with the key it
+    /// holds as the device's current one; right after a key rotation, until
+    /// the server has the change set that carries it, that is the previous
+    /// key (an authority's rotation travels in a change set signed by the
+    /// old key). A request refused `bad_request_signature` is signed again
+    /// with the next key.
+    let requestKeys: [SigningKey]
+    private let requestKeyIndex = Mutex<Int>(0)
 
+    /// `previousKeys`: the device's earlier keys, newest first, for the
+    /// requests of a sync that follows a key rotation.
     public init(store: ReplicaStore, identity: DeviceIdentity, connection: ServerConnection, attemptsMax: Int = 5,
-                clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock) {
+                clock: @escaping @Sendable () -> UInt64 = ReplicaStore.systemClock, previousKeys: [SigningKey] = []) {
         self.store = store
         self.identity = identity
         self.connection = connection
@@ -100,6 +112,7 @@ public final class SyncClient: Sendable {
         self.clock = clock
         transport = nil
         pause = { try await Task.sleep(nanoseconds: $0) }
+        requestKeys = [identity.key] + previousKeys.filter { $0.publicKey != identity.key.publicKey }
     }
 
     /// A client whose exchanges go through `transport`, pausing with
@@ -113,6 +126,7 @@ public final class SyncClient: Sendable {
         self.clock = clock
         self.transport = transport
         self.pause = pause
+        requestKeys = [identity.key]
     }
 
     /// Runs `body` with this client's transport: the given one, or HTTP
@@ -393,10 +407,17 @@ public final class SyncClient: Sendable {
               _ progress: @Sendable (SyncProgress) -> Void) async throws -> Answer {
         var attempt = 0
         var learnedTrust = false
+        var keysTried = 1
         while true {
             attempt += 1
             do {
                 return try await sendOnce(http, method, path, body: body)
+            } catch let error as LinliError where error.code == .badRequestSignature && keysTried < requestKeys.count {
+                // The server holds another of this device's keys as current.
+                keysTried += 1
+                requestKeyIndex.withLock { $0 = ($0 + 1) % requestKeys.count }
+                attempt -= 1
+                continue
             } catch is UnknownServerKey where !learnedTrust {
                 // The server's certificate has not reached this replica yet:
                 // fetch the trust records (they verify against the root alone).
@@ -425,7 +446,8 @@ public final class SyncClient: Sendable {
 
     private func sendOnce(_ http: any SyncTransport, _ method: String, _ path: String, body: Data, verify: Bool = true) async throws -> Answer {
         // Signed afresh each attempt: a retried request gets a new nonce.
-        let signature = RequestSignature.sign(method: method, path: path, body: body, device: identity.device, key: identity.key, time: clock())
+        let key = requestKeys[requestKeyIndex.withLock { $0 }]
+        let signature = RequestSignature.sign(method: method, path: path, body: body, device: identity.device, key: key, time: clock())
         let exchanged = try await http.exchange(method: method, path: path, headers: signature.headers, body: body,
                                                 bytesMax: Limits.responseBytesMax)
         let status = exchanged.status
@@ -454,6 +476,11 @@ public final class SyncClient: Sendable {
                 try signed.verify(status: status, request: bound, body: answer) { _, _ in key }
             } catch let error as LinliError where key == nil {
                 throw UnknownServerKey(error: error)
+            } catch let first as LinliError where status != 200 && !body.isEmpty {
+                // A refusal made before the server read the body (its headers
+                // failed, PROTOCOL.md 1.3) is bound to an empty body.
+                let unread = AnswerSignature.Request(method: method, path: path, body: Data(), signature: signature)
+                do { try signed.verify(status: status, request: unread, body: answer) { _, _ in key } } catch { throw first }
             }
         }
         guard status == 200 else { throw Self.failure(status: status, body: answer) }

@@ -50,6 +50,12 @@ public enum Limits {
 
     /// Largest request body the server reads, in bytes (16 MiB).
     public static let requestBodyBytesMax = 16 << 20
+    /// Longest a request body may take to arrive, in seconds, once its
+    /// headers have passed the server's first check.
+    public static let requestBodyReadSecondsMax = 120
+    /// A connection with nothing to read for this long is closed, a request
+    /// half sent included (seconds).
+    public static let connectionIdleSecondsMax = 30
     /// Most change sets in one push.
     public static let pushChangeSetsMax = 1_000
     /// Most change sets in one pulled page.
@@ -66,6 +72,13 @@ public enum Limits {
     public static let groupCommitChangeSetsMax = 4_000
     /// Largest bootstrap snapshot a client downloads, in bytes (4 GiB).
     public static let snapshotBytesMax: Int64 = 4 << 30
+    /// Largest enrolment or rotation request an administrator reads, file
+    /// or QR line (64 KiB).
+    public static let enrolmentRequestBytesMax = 64 << 10
+    /// Oldest snapshot a new device adopts, by its manifest's `taken_at_ms`
+    /// (7 days): the server makes one on demand, so an older one is a
+    /// replayed download.
+    public static let snapshotAdoptAgeSecondsMax = 7 * 24 * 3_600
     /// How long the server reuses a snapshot it made for the same scopes
     /// before making a fresh one, in seconds. A device pulls what is newer.
     public static let snapshotAgeSecondsMax = 3_600

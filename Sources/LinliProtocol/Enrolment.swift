@@ -18,24 +18,32 @@ public struct EnrolmentRequest: Codable, Sendable, Equatable {
     /// For a rotation: the current key, and its signature over the same message.
     public var previousPublicKey: String?
     public var previousSignature: String?
+    /// For a rotation made on the device: the first of its change sets the
+    /// new key signs (the device's next one when it made the request; it
+    /// signs with the new key from then on).
+    public var fromSeq: UInt64?
 
     enum CodingKeys: String, CodingKey {
         case format, device, label, signature
         case publicKey = "public_key"
         case previousPublicKey = "previous_public_key"
         case previousSignature = "previous_signature"
+        case fromSeq = "from_seq"
     }
 
+    /// The bytes both keys sign (PROTOCOL.md 8.1); `from_seq`, when
+    /// present, is one more line.
     var signingMessage: Data {
-        Data("linli/enrolment-request/v1\n\(device)\n\(publicKey)\n\(label)\n\(previousPublicKey ?? "")".utf8)
+        Data(("linli/enrolment-request/v1\n\(device)\n\(publicKey)\n\(label)\n\(previousPublicKey ?? "")" + (fromSeq.map { "\n\($0)" } ?? "")).utf8)
     }
 
     /// A request for a new device, or (with `previous`) for a new key of
-    /// an enrolled one.
-    public static func make(device: DeviceID, key: SigningKey, label: String, previous: SigningKey? = nil) -> EnrolmentRequest {
+    /// an enrolled one, signing from `fromSeq` on.
+    public static func make(device: DeviceID, key: SigningKey, label: String, previous: SigningKey? = nil,
+                            fromSeq: UInt64? = nil) -> EnrolmentRequest {
         var request = EnrolmentRequest(
             format: format, device: device.hex, publicKey: key.publicKey.hex, label: label, signature: "",
-            previousPublicKey: previous?.publicKey.hex, previousSignature: nil)
+            previousPublicKey: previous?.publicKey.hex, previousSignature: nil, fromSeq: previous == nil ? nil : fromSeq)
         request.signature = Hex.encode(key.sign(request.signingMessage))
         if let previous { request.previousSignature = Hex.encode(previous.sign(request.signingMessage)) }
         return request
@@ -68,9 +76,19 @@ public struct EnrolmentRequest: Codable, Sendable, Equatable {
         return (try? encoder.encode(self)) ?? Data()
     }
 
+    /// Reads a request from its file, or from the one line of text that
+    /// `text` makes for a QR code (a scanner's output, surrounding blanks
+    /// and line breaks allowed).
     public static func decode(_ data: Data) throws(LinliError) -> EnrolmentRequest {
-        do { return try JSONDecoder().decode(EnrolmentRequest.self, from: data) } catch {
-            throw LinliError(.malformed, "the file is not a readable enrolment request (\(error))")
+        guard data.count <= Limits.enrolmentRequestBytesMax else {
+            throw LinliError(.overLimit, "the enrolment request has \(data.count) bytes; enrolmentRequestBytesMax is \(Limits.enrolmentRequestBytesMax)")
+        }
+        var json = data
+        let trimmed = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if !trimmed.hasPrefix("{"), let decoded = Data(base64Encoded: trimmed) { json = decoded }
+        do { return try JSONDecoder().decode(EnrolmentRequest.self, from: json) } catch {
+            throw LinliError(.malformed, "the file is neither an enrolment request nor the line of text `linli-admin device request --text` prints",
+                             hint: "give the file the device wrote, or paste its one line into a file as it is")
         }
     }
 

@@ -114,6 +114,22 @@ public final class RequestVerifier: Sendable {
         self.noncesMax = noncesMax
     }
 
+    /// What can be judged before the body is read: the request's time is
+    /// within the window and it names the key `key` gives for its device.
+    /// The signature itself covers the body, so ``verify`` checks it after.
+    public func precheck(_ signature: RequestSignature, now: UInt64, key: (DeviceID) throws(LinliError) -> PublicKey) throws(LinliError) {
+        let skew = Limits.requestClockSkewMillisecondsMax
+        guard signature.time >= now.subtractingSaturated(skew), signature.time <= now.addingSaturated(skew) else {
+            let minutes = (signature.time > now ? signature.time - now : now - signature.time) / 60_000
+            throw LinliError(.staleRequest, "the request's time is \(minutes) minutes from the server's; at most \(skew / 60_000) minutes are accepted",
+                             hint: "set the device's clock, then sync again")
+        }
+        let publicKey = try key(signature.device)
+        guard publicKey.keyID == signature.keyID else {
+            throw LinliError(.badRequestSignature, "the request names key \(Hex.encode(signature.keyID)), but the device's current key is \(Hex.encode(publicKey.keyID))")
+        }
+    }
+
     /// Verifies a request and records its nonce. Throws a `LinliError` with
     /// the code the protocol documents for each refusal.
     public func verify(

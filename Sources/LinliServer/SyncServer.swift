@@ -76,8 +76,16 @@ public enum SyncServer {
         var body = Data()
         var early: LinliError?
         if request.method == .post {
-            do { body = try await readBody(request) } catch let error as LinliError { early = error } catch {
-                early = LinliError(.malformed, "the request body could not be read", hint: "nothing is lost; the device sends it again")
+            // Nothing of the body is read for a request that cannot be from
+            // an enrolled device (PROTOCOL.md 1.3).
+            let announced = request.headers[.contentLength].flatMap { Int($0) }
+            do { try service.precheck(header: header(request), contentLength: announced) } catch let error as LinliError { early = error } catch {
+                early = LinliError(.storage, "the server could not check the request", hint: "nothing is lost; try again later")
+            }
+            if early == nil {
+                do { body = try await readBody(request) } catch let error as LinliError { early = error } catch {
+                    early = LinliError(.malformed, "the request body could not be read", hint: "nothing is lost; the device sends it again")
+                }
             }
         }
         let answer = await service.handle(method: request.method.rawValue, target: request.uri.string, header: header(request), body: body,
@@ -120,11 +128,31 @@ public enum SyncServer {
         { name in HTTPField.Name(name).flatMap { request.headers[$0] } }
     }
 
+    /// Reads a request body, at most ``Limits/requestBodyBytesMax`` bytes and
+    /// for at most ``Limits/requestBodyReadSecondsMax``: a client that
+    /// trickles its body is cut off.
     static func readBody(_ request: Request) async throws -> Data {
-        var request = request
+        let request = request
         do {
-            let buffer = try await request.collectBody(upTo: Limits.requestBodyBytesMax)
-            return Data(buffer.readableBytesView)
+            return try await withThrowingTaskGroup(of: Data?.self) { group in
+                group.addTask {
+                    var request = request
+                    let buffer = try await request.collectBody(upTo: Limits.requestBodyBytesMax)
+                    return Data(buffer.readableBytesView)
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(Limits.requestBodyReadSecondsMax))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let body = first else {
+                    throw LinliError(.malformed, "the request body did not arrive within requestBodyReadSecondsMax (\(Limits.requestBodyReadSecondsMax) s)",
+                                     hint: "nothing is lost; the device sends it again on a better connection")
+                }
+                return body
+            }
+        } catch let error as LinliError {
+            throw error
         } catch is NIOTooManyBytesError {
             throw LinliError(.overLimit, "the request body is larger than requestBodyBytesMax (\(Limits.requestBodyBytesMax) bytes)",
                              hint: "send fewer change sets per push")

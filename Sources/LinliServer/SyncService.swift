@@ -43,6 +43,24 @@ public final class SyncService: Sendable {
 
     /// Checks a request's signature headers (PROTOCOL.md 1.3) and returns
     /// what the device may do.
+    /// Judges a request before its body is read (a push may announce up to
+    /// requestBodyBytesMax): signature headers that parse, a time in the
+    /// window, a device with a key that the request names, and an
+    /// announced length within the limit. Anyone can send headers; only a
+    /// request that passes this makes the server read a body.
+    public func precheck(header: (String) -> String?, contentLength: Int?) throws {
+        if let contentLength, contentLength > Limits.requestBodyBytesMax {
+            throw LinliError(.overLimit, "the request announces \(contentLength) bytes; requestBodyBytesMax is \(Limits.requestBodyBytesMax)",
+                             hint: "send fewer change sets per push")
+        }
+        let signature = try RequestSignature(header: header)
+        try verifier.precheck(signature, now: clock()) { device throws(LinliError) -> PublicKey in
+            do { return try storage.access(device).key } catch let error as LinliError { throw error } catch {
+                throw LinliError(.storage, "\(error)")
+            }
+        }
+    }
+
     public func authenticate(method: String, path: String, body: Data, header: (String) -> String?) throws -> DeviceAccess {
         let signature = try RequestSignature(header: header)
         var access: DeviceAccess?

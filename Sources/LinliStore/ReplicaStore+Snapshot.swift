@@ -183,15 +183,23 @@ extension ReplicaStore {
     /// `cursorName` is set to the manifest's cursor, so the next pull
     /// continues from there.
     ///
-    /// Checked, in order: the file is an intact SQLite replica; every
-    /// trust record in it verifies against `authority` (applied to a
+    /// Checked, in order: the manifest (format, cursor, the server it names
+    /// when the device knows its server, `expectedServer`, and its age
+    /// against `now`); the file's size and hash against the manifest, before
+    /// SQLite reads a byte of it; the file is an intact SQLite replica;
+    /// every trust record in it verifies against `authority` (applied to a
     /// scratch replica, exactly as a pull would); the manifest's signer is
-    /// a device certified as `server` and not revoked; its signature; the
-    /// file's size and hash; and that the file holds no change set outside
-    /// the manifest's scopes.
+    /// a device certified as `server` and not revoked; its signature; and
+    /// that the file holds no change set outside the manifest's scopes.
+    ///
+    /// What the device trusts is then derived from the verified trust
+    /// records alone: the file's own key and revocation tables are replaced
+    /// by the scratch replica's, so a server cannot plant a key or drop a
+    /// revocation (PROTOCOL.md 2.4).
     public static func adoptSnapshot(
         file: String, manifest manifestBytes: Data, signature: Data, authority: PublicKey, schema: Schema,
-        at path: String, cursorName: String
+        at path: String, cursorName: String, expectedServer: DeviceID? = nil,
+        now: UInt64 = ReplicaStore.systemClock()
     ) throws -> ReplicaStore {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw LinliError(.invalidInput, "a replica already exists at \(path); a snapshot is only for a new device",
@@ -205,15 +213,32 @@ extension ReplicaStore {
             throw LinliError(.unsupportedFormat, "snapshot format \(manifest.format) is not known to this version", hint: "update the client, or replay from zero")
         }
         guard let serverDevice = DeviceID(bytes: manifest.serverDevice) else { throw LinliError(.malformed, "the snapshot names no server device") }
+        if let expectedServer, serverDevice != expectedServer {
+            throw LinliError(.notPermitted, "the snapshot is signed for server \(serverDevice.hex), not \(expectedServer.hex), the server this device was enrolled with",
+                             hint: "check the server address, or replay from zero")
+        }
+        // A snapshot is made on demand and reused for snapshotAgeSecondsMax:
+        // one much older, or from the future, is a replayed or forged one.
+        let ageMax = UInt64(Limits.snapshotAdoptAgeSecondsMax) * 1000
+        guard manifest.takenAtMs <= now.addingReportingOverflow(Limits.clockDriftMillisecondsMax).partialValue,
+              now < ageMax || manifest.takenAtMs >= now - ageMax else {
+            throw LinliError(.staleRequest, "the snapshot was taken at \(manifest.takenAtMs) ms, more than \(Limits.snapshotAdoptAgeSecondsMax) s from this device's clock (\(now) ms)",
+                             hint: "check the device's clock, then bootstrap again; or replay from zero")
+        }
         // Positions are stored as signed 64-bit integers; a manifest's
         // numbers may be anything a UInt64 holds.
         guard let cursor = Int64(exactly: manifest.cursor) else {
             throw LinliError(.malformed, "the snapshot manifest's cursor \(manifest.cursor) is not a position", hint: "replay from zero")
         }
 
-        // The file's size and hash are judged first. The hash is computed
-        // on another core while SQLite reads what the checks below need.
-        let hashing = Pending { try Blake2b256.hash(fileAt: file) }
+        // The file's size and hash are judged first, before SQLite reads it.
+        guard let (hash, size) = try Blake2b256.hash(fileAt: file) else { throw LinliError(.damagedFile, "cannot read the snapshot file \(file)") }
+        guard size >= 0, UInt64(size) == manifest.fileBytes else {
+            throw LinliError(.damagedFile, "the snapshot file has \(size) bytes; its manifest says \(manifest.fileBytes)", hint: "download it again")
+        }
+        guard hash == manifest.fileHash else {
+            throw LinliError(.damagedFile, "the snapshot file's hash differs from its manifest's", hint: "download it again")
+        }
         let read = Result { () throws -> ([Data], [String], String?) in
             var configuration = Configuration()
             configuration.readonly = true
@@ -224,13 +249,6 @@ extension ReplicaStore {
                  try String.fetchAll(db, sql: "SELECT DISTINCT scope FROM linli_log"),
                  try String.fetchOne(db, sql: "PRAGMA quick_check"))
             }
-        }
-        guard let (hash, size) = try hashing.wait() else { throw LinliError(.damagedFile, "cannot read the snapshot file \(file)") }
-        guard size >= 0, UInt64(size) == manifest.fileBytes else {
-            throw LinliError(.damagedFile, "the snapshot file has \(size) bytes; its manifest says \(manifest.fileBytes)", hint: "download it again")
-        }
-        guard hash == manifest.fileHash else {
-            throw LinliError(.damagedFile, "the snapshot file's hash differs from its manifest's", hint: "download it again")
         }
 
         // The trust records, verified against our own root.
@@ -271,9 +289,28 @@ extension ReplicaStore {
         } catch {
             throw LinliError(.storage, "cannot move the snapshot to \(path): \(error)")
         }
+        // Keys and revocations as the verified trust records make them, not
+        // as the file says.
+        let (keys, revocations) = try scratch.run {
+            try scratch.writer.read { db in
+                (try Row.fetchAll(db, sql: "SELECT device, valid_from_seq, key_id, public_key, role, grids FROM linli_device_key"),
+                 try Row.fetchAll(db, sql: "SELECT device, last_valid_seq, reason FROM linli_revocation"))
+            }
+        }
         let store = try ReplicaStore(path: path, schema: schema, authority: authority)
         try store.run {
-            try store.writer.write { db in try Self.store(SyncCursor(name: cursorName, position: cursor), db) }
+            try store.writer.write { db in
+                try db.execute(sql: "DELETE FROM linli_device_key; DELETE FROM linli_revocation")
+                for row in keys {
+                    try db.execute(sql: "INSERT INTO linli_device_key (device, valid_from_seq, key_id, public_key, role, grids) VALUES (?, ?, ?, ?, ?, ?)",
+                                   arguments: StatementArguments(row.databaseValues))
+                }
+                for row in revocations {
+                    try db.execute(sql: "INSERT INTO linli_revocation (device, last_valid_seq, reason) VALUES (?, ?, ?)",
+                                   arguments: StatementArguments(row.databaseValues))
+                }
+                try Self.store(SyncCursor(name: cursorName, position: cursor), db)
+            }
         }
         return store
     }

@@ -424,6 +424,8 @@ public struct IssuedCertificate: Sendable, Equatable {
     public let role: Role
     public let grids: Set<String>
     public let validFromSeq: UInt64
+    /// The name the device was enrolled under, e.g. 李明的终端 ("" when none).
+    public let label: String
 }
 
 extension ReplicaStore {
@@ -431,7 +433,8 @@ extension ReplicaStore {
     public func certificates() throws -> [IssuedCertificate] {
         try trustRows(TrustSchema.certificate).compactMap { values in
             (try? Certificate(values)).map {
-                IssuedCertificate(device: $0.device, publicKey: $0.publicKey, role: $0.role, grids: $0.grids, validFromSeq: $0.validFromSeq)
+                IssuedCertificate(device: $0.device, publicKey: $0.publicKey, role: $0.role, grids: $0.grids, validFromSeq: $0.validFromSeq,
+                                  label: values["label"]?.text ?? "")
             }
         }
     }

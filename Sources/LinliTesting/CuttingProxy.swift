@@ -161,3 +161,35 @@ public final class CuttingProxy: @unchecked Sendable {
         pair.closeBoth()
     }
 }
+
+extension CuttingProxy {
+    /// Sends `bytes` to 127.0.0.1:`port` on a fresh connection, leaves it
+    /// open, and returns what the server answers within `seconds` (nil
+    /// when nothing came): how a test sees whether the server answers a
+    /// request before its body has arrived.
+    public static func answerBeforeTheRest(port: Int, sending bytes: Data, seconds: Int) -> String? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { _ = Glibc.close(fd) }
+        var address = loopback(port: UInt16(port))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return nil }
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == bytes.count else { return nil }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let received = recv(fd, &buffer, buffer.count, 0)
+            guard received > 0 else { break }
+            answer += buffer[0..<received]
+            // What follows the first bytes comes at once, or not at all.
+            var short = timeval(tv_sec: 0, tv_usec: 300_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &short, socklen_t(MemoryLayout<timeval>.size))
+        }
+        return answer.isEmpty ? nil : String(decoding: answer, as: UTF8.self)
+    }
+}

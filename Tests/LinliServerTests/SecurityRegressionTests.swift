@@ -40,6 +40,35 @@ import Testing
         return (response as? HTTPURLResponse)?.statusCode == 200 && server.process.isRunning
     }
 
+    // MARK: - A push body is read only after its headers pass
+
+    @Test func aPushWithoutAValidDeviceIsRefusedBeforeItsBodyIsRead() async throws {
+        let server = try await deployment()
+        let port = try #require(server.url.port)
+        let body = 16 * 1024 * 1024 - 1
+        func head(_ headers: [String]) -> Data {
+            Data((["POST /v1/push HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/x-protobuf", "Content-Length: \(body)"]
+                  + headers + ["", ""]).joined(separator: "\r\n").utf8)
+        }
+        // No signature headers at all, a few bytes of a 16 MiB body: the
+        // answer comes at once, without waiting for the rest.
+        let bare = CuttingProxy.answerBeforeTheRest(port: port, sending: head([]) + Data(repeating: 0x41, count: 10), seconds: 5)
+        #expect(bare?.hasPrefix("HTTP/1.1 401") == true, "\(bare ?? "no answer before the body")")
+        // Well-formed headers of a device the server does not know.
+        let stranger = Fixtures.identity(93)
+        let signature = RequestSignature.sign(method: "POST", path: "/v1/push", body: Data(), device: stranger.device, key: stranger.key, time: Self.now, nonce: String(repeating: "a", count: 32))
+        let unknown = CuttingProxy.answerBeforeTheRest(port: port, sending: head(signature.headers.map { "\($0.0): \($0.1)" }), seconds: 5)
+        #expect(unknown?.hasPrefix("HTTP/1.1 4") == true, "\(unknown ?? "no answer before the body")")
+        #expect(unknown?.contains("unknown_device") == true, "\(unknown ?? "")")
+        // A known device announcing more than the limit.
+        var tooLong = head(RequestSignature.sign(method: "POST", path: "/v1/push", body: Data(), device: li.device, key: li.key, time: Self.now, nonce: String(repeating: "b", count: 32))
+            .headers.map { "\($0.0): \($0.1)" })
+        tooLong = Data(String(decoding: tooLong, as: UTF8.self).replacingOccurrences(of: "Content-Length: \(body)", with: "Content-Length: \(Limits.requestBodyBytesMax + 1)").utf8)
+        let over = CuttingProxy.answerBeforeTheRest(port: port, sending: tooLong, seconds: 5)
+        #expect(over?.hasPrefix("HTTP/1.1 413") == true, "\(over ?? "no answer before the body")")
+        #expect(await isAlive(server))
+    }
+
     // MARK: - Request times at the ends of UInt64
 
     @Test func aRequestTimeAtTheEndOfUInt64IsRefusedStaleAndTheServerStaysUp() async throws {
@@ -183,6 +212,7 @@ import Testing
             var manifest = Linli_V1_SnapshotManifest()
             manifest.format = 1
             manifest.serverDevice = li.device.data
+            manifest.takenAtMs = UInt64(Date().timeIntervalSince1970 * 1000)
             edit(&manifest)
             do {
                 _ = try ReplicaStore.adoptSnapshot(file: file, manifest: try manifest.serializedBytes(), signature: Data(count: 64),
@@ -201,6 +231,9 @@ import Testing
         #expect(size?.code == .damagedFile && size?.message.contains("18446744073709551615") == true, "\(String(describing: size))")
         let cursor = adopt { $0.cursor = .max }
         #expect(cursor?.code == .malformed && cursor?.message.contains("cursor") == true, "\(String(describing: cursor))")
+        // Its age: from the far future, or weeks old, it is a replay or a forgery.
+        #expect(adopt { $0.takenAtMs = .max }?.code == .staleRequest)
+        #expect(adopt { $0.takenAtMs = 1 }?.code == .staleRequest)
         #expect(!FileManager.default.fileExists(atPath: folder.path("replica.sqlite")))
     }
 

@@ -254,6 +254,7 @@ import Testing
         manifest.format = 1
         manifest.serverDevice = serverIdentity.device.data
         manifest.cursor = 1
+        manifest.takenAtMs = UInt64(Date().timeIntervalSince1970 * 1000)
         manifest.fileHash = hasher.finalize()
         manifest.fileBytes = UInt64(original.count)
         let manifestBytes: Data = try manifest.serializedBytes()

@@ -100,7 +100,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         let templatePath = folder.appendingPathComponent("storm-template.sqlite").path
         do {
             let template = try ReplicaStore(path: templatePath, schema: schema, authority: root.publicKey)
-            let outcomes = try template.apply(try authorityStore.changeSets(scopes: [.system]).map(\.envelope))
+            let outcomes = try template.apply(try authorityStore.changeSets(scopes: [.system], limit: Int.max).map(\.envelope))
             guard outcomes.allSatisfy({ $0.status == .applied }) else { throw ValidationError("the storm template refused a trust record") }
             try template.checkpoint()
         }
