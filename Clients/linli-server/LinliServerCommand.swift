@@ -109,7 +109,11 @@ struct Serve: AsyncParsableCommand {
         }
         // The responder notes each connection's peer address for the desk's login throttle.
         let app = Application(responder: PeerAddressResponder(router.buildResponder()),
-                              server: .http1(configuration: .init(idleTimeout: .seconds(Int64(Limits.connectionIdleSecondsMax)))),
+                              server: .http1(configuration: .init(
+                                  idleTimeout: .seconds(Int64(Limits.connectionIdleSecondsMax)),
+                                  httpDecoderConfiguration: .init(maxHeaderFieldSize: Limits.requestHeaderFieldBytesMax,
+                                                                  maxHeaderListSize: Limits.requestHeadersBytesMax,
+                                                                  maxHeaderFieldCount: Limits.requestHeaderFieldsMax))),
                               configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "linli-server"),
                               logger: logger)
         logger.info("listening", metadata: ["address": "\(listen)", "data": "\(data)"])

@@ -186,8 +186,8 @@ public final class SyncClient: Sendable {
     /// for the change set sent in its place, matched by hash and seq, and
     /// only while every earlier one counted; the device's acknowledgement
     /// moves to the last such seq (0: none). A refusal is recorded with
-    /// its reason. Held or unmatched results end the run: the rest stays
-    /// in the outbox and is sent again.
+    /// its reason. Held, unknown-key or unmatched results end the run: the
+    /// rest stays in the outbox and is sent again.
     func acknowledgement(of sent: [SignedChangeSet], by results: [Linli_V1_PushResult], _ report: inout SyncReport) throws -> UInt64 {
         let rule = Self.acknowledgement(of: sent, by: results)
         for result in rule.refused {
@@ -213,6 +213,10 @@ public final class SyncClient: Sendable {
             guard result.hash == changeSet.hash, result.seq == changeSet.header.seq else { break }
             switch result.status {
             case "accepted", "duplicate": accepted += 1
+            // Waiting for its key's certificate (a rotation not yet
+            // published): the server takes it when the certificate comes,
+            // so it is not settled; sent again until it is.
+            case "refused" where result.code == LinliError.Code.unknownKey.rawValue: return (through, accepted, refused)
             case "refused": refused.append(result)
             default: return (through, accepted, refused)
             }
@@ -375,7 +379,9 @@ public final class SyncClient: Sendable {
         var configuration = HTTPClient.Configuration(
             tlsConfiguration: tls,
             timeout: .init(connect: .seconds(connection.connectTimeoutSeconds), read: .seconds(connection.readTimeoutSeconds)),
-            decompression: .enabled(limit: .size(Int(Limits.snapshotBytesMax))))
+            // A ratio, not a size: a pull page of gzip zeros must not grow to
+            // the snapshot limit (4 GiB) before collect's bound refuses it.
+            decompression: .enabled(limit: .ratio(Limits.gzipExpansionRatioMax)))
         configuration.httpVersion = .http1Only
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {

@@ -56,6 +56,12 @@ public enum Limits {
     /// A connection with nothing to read for this long is closed, a request
     /// half sent included (seconds).
     public static let connectionIdleSecondsMax = 30
+    /// Largest request header field the server reads, name and value (8 KiB).
+    public static let requestHeaderFieldBytesMax = 8 << 10
+    /// Largest request header block the server reads (32 KiB).
+    public static let requestHeadersBytesMax = 32 << 10
+    /// Most header fields in one request.
+    public static let requestHeaderFieldsMax = 64
     /// Most change sets in one push.
     public static let pushChangeSetsMax = 1_000
     /// Most change sets in one pulled page.
@@ -88,6 +94,10 @@ public enum Limits {
     /// Largest error answer a client reads, in bytes: an error is a short
     /// JSON object; anything longer is not the server's.
     public static let errorAnswerBytesMax = 64 << 10
+    /// Most a gzip answer may grow when a client undoes it (decompressed
+    /// bytes per compressed byte). Pages and snapshots compress 3 to 10
+    /// times; a compression bomb, thousands.
+    public static let gzipExpansionRatioMax = 100
     /// Most pages a device pulls, per device, to repair a difference its
     /// heads comparison found in one sync (PROTOCOL.md 2.6); the next sync
     /// goes on from there.

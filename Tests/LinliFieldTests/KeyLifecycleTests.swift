@@ -56,6 +56,48 @@ import Testing
         #expect(((try trust.json() as? [String: Any])?["trust_change_sets"] as? Int ?? 0) >= 7)
     }
 
+    @Test func aDeviceRotatesItsKeyAndCarriesOnWithoutLosingARecord() async throws {
+        let district = try await District()
+        for index in 1...2 { _ = try district.add("li", "person", ["name=居民\(index)", "residence_type=户籍人口"]) }
+        #expect(try district.sync("li")["accepted"] as? Int == 2)
+        let request = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: district.folder.path("li/request.json")))) as? [String: Any]
+        let device = try #require(request?["device"] as? String)
+
+        // A rotation request made the old way names no first change set;
+        // one from a change set the server already holds is refused.
+        try district.admin(["device", "request", "--out", district.folder.path("old-way.req"), "--key", district.folder.path("old-way.key"),
+                            "--previous-key", district.folder.path("li/device.key"), "--device", device, "--pin-file", district.pin])
+        let tooEarly = try Programs.run(Programs.built("linli-admin"), ["device", "rotate", district.folder.path("old-way.req")] + district.auth
+                                        + ["--from-seq", "2", "--server", district.url])
+        #expect(tooEarly.status != 0 && tooEarly.error.contains("already holds change set 2"), "\(tooEarly.error)")
+        let noSeq = try Programs.run(Programs.built("linli-admin"), ["device", "rotate", district.folder.path("old-way.req")] + district.auth)
+        #expect(noSeq.status != 0 && noSeq.error.contains("--from-seq"), "\(noSeq.error)")
+
+        // The device rotates its own key; it signs with the new one from change set 3.
+        let rotated = try district.run("li", ["key", "rotate"])
+        #expect(rotated.status == 0 && rotated.output.contains("from change set 3"), "\(rotated.output) \(rotated.error)")
+        // Field work goes on before the administrator has certified the key.
+        _ = try district.add("li", "person", ["name=轮换之后", "residence_type=户籍人口"])
+        _ = try district.run("li", ["sync", "--json"])
+        // The administrator certifies it; a --from-seq other than the one the device named is refused.
+        let rotation = district.folder.path("li/rotation-request.json")
+        let mismatch = try Programs.run(Programs.built("linli-admin"), ["device", "rotate", rotation] + district.auth + ["--from-seq", "5"])
+        #expect(mismatch.status != 0 && mismatch.error.contains("from change set 3"), "\(mismatch.error)")
+        try district.admin(["device", "rotate", rotation] + district.auth + ["--server", district.url])
+        try district.admin(["sync"] + district.auth + ["--server", district.url])
+
+        // The change set signed with the new key before its certificate is
+        // taken now, and the device carries on.
+        _ = try district.sync("li")
+        _ = try district.add("li", "person", ["name=第四位", "residence_type=户籍人口"])
+        #expect(try district.sync("li")["accepted"] as? Int == 1)
+        _ = try district.sync("zhang")
+        #expect((try district.status("zhang")["records"] as? [String: Int])?["person"] == 4, "every record li made reached staff")
+        let status = try district.status("li")
+        #expect((status["refused"] as? [Any])?.isEmpty == true, "\(status["refused"] ?? "")")
+        #expect(status["in_step"] as? Bool == true, "\(status)")
+    }
+
     @Test func aDeviceIsEnrolledFromTheOneLineOfItsQRCode() throws {
         let folder = Fixtures.TemporaryDirectory()
         try "a long authority passphrase\n".write(toFile: folder.path("pass"), atomically: true, encoding: .utf8)

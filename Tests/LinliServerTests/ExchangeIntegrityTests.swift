@@ -153,6 +153,12 @@ struct CursorAndAcknowledgementRuleTests {
         // Held stops the run; refused counts and is reported.
         rule = SyncClient.acknowledgement(of: sent, by: [result(sent[0], "refused"), result(sent[1], "held"), result(sent[2], "accepted")])
         #expect(rule.through == 1 && rule.refused.count == 1 && rule.accepted == 0)
+        // Refused for a key the server does not know yet: it waits there for
+        // the certificate, so it is not settled and is sent again.
+        var waiting = result(sent[1], "refused")
+        waiting.code = "unknown_key"
+        rule = SyncClient.acknowledgement(of: sent, by: [result(sent[0], "accepted"), waiting, result(sent[2], "accepted")])
+        #expect(rule.through == 1 && rule.refused.isEmpty && rule.accepted == 1)
         // More results than change sets sent: the extra ones are ignored.
         rule = SyncClient.acknowledgement(of: [sent[0]], by: sent.map { result($0, "duplicate") })
         #expect(rule.through == 1 && rule.accepted == 1)

@@ -66,6 +66,11 @@ import Testing
         tooLong = Data(String(decoding: tooLong, as: UTF8.self).replacingOccurrences(of: "Content-Length: \(body)", with: "Content-Length: \(Limits.requestBodyBytesMax + 1)").utf8)
         let over = CuttingProxy.answerBeforeTheRest(port: port, sending: tooLong, seconds: 5)
         #expect(over?.hasPrefix("HTTP/1.1 413") == true, "\(over ?? "no answer before the body")")
+        // A header field past requestHeaderFieldBytesMax is not read on.
+        let huge = "X-Padding: " + String(repeating: "a", count: Limits.requestHeaderFieldBytesMax + 1)
+        let padded = CuttingProxy.answerBeforeTheRest(port: port, sending: head([huge]), seconds: 5)
+        #expect(padded == nil || padded?.hasPrefix("HTTP/1.1 4") == true, "\(padded ?? "")")
+        #expect(padded?.hasPrefix("HTTP/1.1 401") != true, "the oversized header reached the signature check: \(padded ?? "")")
         #expect(await isAlive(server))
     }
 
