@@ -104,6 +104,27 @@ public enum FieldText {
         return value
     }
 
+    /// Parses `field=value` assignments (as typed on a command line) for
+    /// `table`: a field is named by its name or its label, and each value
+    /// goes through ``parse(_:field:table:resolve:)``.
+    public static func parse(assignments: [String], table: TableSchema,
+                             resolve: (String, String) throws -> RowID) throws -> [String: Value] {
+        var values: [String: Value] = [:]
+        for assignment in assignments {
+            guard let equals = assignment.firstIndex(of: "=") else {
+                throw LinliError(.invalidInput, "\(assignment) is not field=value",
+                                 hint: "\(table.name) fields: " + table.fields.map { "\($0.name) (\($0.label))" }.joined(separator: ", "))
+            }
+            let name = String(assignment[..<equals])
+            guard let field = table.fields.first(where: { $0.name == name || $0.label == name }) else {
+                throw LinliError(.invalidInput, "\(table.name) has no field \(name)",
+                                 hint: "its fields: " + table.fields.map { "\($0.name) (\($0.label))" }.joined(separator: ", "))
+            }
+            values[field.name] = try parse(String(assignment[assignment.index(after: equals)...]), field: field, table: table, resolve: resolve)
+        }
+        return values
+    }
+
     /// A resolver for places that take whole record ids only.
     public static func wholeID(_ table: String, _ text: String) throws -> RowID {
         guard let row = RowID(hex: text.lowercased()) else {

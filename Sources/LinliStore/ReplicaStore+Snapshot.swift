@@ -197,19 +197,8 @@ extension ReplicaStore {
             throw LinliError(.invalidInput, "a replica already exists at \(path); a snapshot is only for a new device",
                              hint: "sync the existing replica instead, or move it away first")
         }
-        let manifest: Linli_V1_SnapshotManifest
-        do { manifest = try Linli_V1_SnapshotManifest(serializedBytes: manifestBytes) } catch {
-            throw LinliError(.malformed, "the snapshot manifest does not decode: \(error)")
-        }
-        guard manifest.format == 1 else {
-            throw LinliError(.unsupportedFormat, "snapshot format \(manifest.format) is not known to this version", hint: "update the client, or replay from zero")
-        }
-        guard let serverDevice = DeviceID(bytes: manifest.serverDevice) else { throw LinliError(.malformed, "the snapshot names no server device") }
-        // Positions are stored as signed 64-bit integers; a manifest's
-        // numbers may be anything a UInt64 holds.
-        guard let cursor = Int64(exactly: manifest.cursor) else {
-            throw LinliError(.malformed, "the snapshot manifest's cursor \(manifest.cursor) is not a position", hint: "replay from zero")
-        }
+        let manifest = try SnapshotManifest(decoding: manifestBytes)
+        let serverDevice = manifest.serverDevice
 
         // The file's size and hash are judged first. The hash is computed
         // on another core while SQLite reads what the checks below need.
@@ -226,12 +215,7 @@ extension ReplicaStore {
             }
         }
         guard let (hash, size) = try hashing.wait() else { throw LinliError(.damagedFile, "cannot read the snapshot file \(file)") }
-        guard size >= 0, UInt64(size) == manifest.fileBytes else {
-            throw LinliError(.damagedFile, "the snapshot file has \(size) bytes; its manifest says \(manifest.fileBytes)", hint: "download it again")
-        }
-        guard hash == manifest.fileHash else {
-            throw LinliError(.damagedFile, "the snapshot file's hash differs from its manifest's", hint: "download it again")
-        }
+        try manifest.checkFile(bytes: size, hash: hash)
 
         // The trust records, verified against our own root.
         let scratch = try ReplicaStore(path: nil, schema: schema, authority: authority)
@@ -254,16 +238,8 @@ extension ReplicaStore {
         guard signer.role == .server else {
             throw LinliError(.notPermitted, "the snapshot is signed by device \(serverDevice.hex), which is a \(signer.role.rawValue), not a server")
         }
-        guard signer.key.verify(signature: signature, message: SnapshotWire.signingMessage(manifestBytes)) else {
-            throw LinliError(.badSignature, "the snapshot manifest's signature does not verify with server \(serverDevice.hex)'s key",
-                             hint: "replay from zero and report the server")
-        }
-        if !manifest.scopes.isEmpty {
-            let allowed = Set(manifest.scopes)
-            if let stray = scopes.first(where: { !allowed.contains($0) }) {
-                throw LinliError(.outOfScope, "the snapshot holds change sets of scope \(stray), outside the scopes it names")
-            }
-        }
+        try manifest.checkSignature(signature, key: signer.key)
+        try manifest.checkScopes(scopes)
 
         // Adopt it.
         do {
@@ -273,7 +249,7 @@ extension ReplicaStore {
         }
         let store = try ReplicaStore(path: path, schema: schema, authority: authority)
         try store.run {
-            try store.writer.write { db in try Self.store(SyncCursor(name: cursorName, position: cursor), db) }
+            try store.writer.write { db in try Self.store(SyncCursor(name: cursorName, position: manifest.cursor), db) }
         }
         return store
     }
