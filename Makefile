@@ -6,7 +6,11 @@
 #                conflict, verify a kiosk submission; linli-desk settles the
 #                conflict; the replicas are compared
 #   make test    every test (unit, property, vectors, store, the real programs,
-#                the desk page in headless Chromium); what CI runs
+#                the desk page in headless Chromium), then each fuzz target
+#                briefly (make fuzz-brief); what CI runs
+#   make fuzz    builds the libFuzzer targets (Fuzz/) and runs each for
+#                FUZZ_SECONDS (600) on a copy of its seed corpus; fails on a
+#                crash (FUZZ_JOBS=2 runs two at once); docs/SECURITY.md
 #   make bench   linli-bench merge, sync, bootstrap and desk (--json), release build
 #   make simulate  the deterministic simulation, 10,000 seeds of 40 steps
 #                (SEEDS=, STEPS=, FROM=), release build; docs/RELIABILITY.md
@@ -18,7 +22,7 @@
 SWIFT ?= swift
 APT_PACKAGES := libsodium-dev libsqlite3-dev pkg-config zlib1g-dev nginx-light openssl chromium chromium-driver fonts-wqy-microhei
 
-.PHONY: all deps build test demo bench simulate fault-day vectors schema clean-demo
+.PHONY: all deps build test demo bench simulate fault-day vectors schema clean-demo fuzz fuzz-build fuzz-brief
 
 all: build
 
@@ -42,6 +46,26 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	$(MAKE) fuzz-brief
+
+# The fuzz targets of Fuzz/Targets, in their own build folder (.build-fuzz,
+# release, instrumented with --sanitize fuzzer; libFuzzer comes with the
+# Swift toolchain). Each run works on a scratch copy of Fuzz/corpus/<target>
+# under .build-fuzz/fuzz-runs, where a crashing input is kept.
+FUZZ_SECONDS ?= 600
+FUZZ_BRIEF_SECONDS ?= 5
+FUZZ_JOBS ?= 1
+
+fuzz-build: deps
+	SWIFT=$(SWIFT) Fuzz/build.sh
+
+fuzz: fuzz-build
+	FUZZ_JOBS=$(FUZZ_JOBS) Fuzz/run.sh $(FUZZ_SECONDS)
+
+# Every target for FUZZ_BRIEF_SECONDS (5 s each, about 30 s in all), after
+# replaying its corpus: a crash found once, and kept in the corpus, stays found.
+fuzz-brief: fuzz-build
+	Fuzz/run.sh $(FUZZ_BRIEF_SECONDS)
 
 demo: deps
 	$(SWIFT) build --product linli-sim

@@ -96,20 +96,7 @@ public struct Records: Sendable {
 
     /// Parses `field=value` assignments for `table`.
     public func parse(_ assignments: [String], table: TableSchema) throws -> [String: Value] {
-        var values: [String: Value] = [:]
-        for assignment in assignments {
-            guard let equals = assignment.firstIndex(of: "=") else {
-                throw LinliError(.invalidInput, "\(assignment) is not field=value",
-                                 hint: "\(table.name) fields: " + table.fields.map { "\($0.name) (\($0.label))" }.joined(separator: ", "))
-            }
-            let name = String(assignment[..<equals])
-            guard let field = table.fields.first(where: { $0.name == name || $0.label == name }) else {
-                throw LinliError(.invalidInput, "\(table.name) has no field \(name)",
-                                 hint: "its fields: " + table.fields.map { "\($0.name) (\($0.label))" }.joined(separator: ", "))
-            }
-            values[field.name] = try parse(String(assignment[assignment.index(after: equals)...]), field: field, table: table)
-        }
-        return values
+        try FieldText.parse(assignments: assignments, table: table) { referenced, id in try resolve(id, in: referenced).1 }
     }
 
     public func parse(_ text: String, field: FieldSchema, table: TableSchema) throws -> Value {

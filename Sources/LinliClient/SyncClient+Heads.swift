@@ -92,7 +92,7 @@ extension SyncClient {
     func heads(_ http: any SyncTransport, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void,
                ownOnly: Bool = false) async throws -> (Linli_V1_HeadsResponse, [Difference]) {
         let answer = try await send(http, "GET", "/v1/heads", body: Data(), report: &report, progress)
-        let heads = try decode(Linli_V1_HeadsResponse.self, answer.body, "heads")
+        let heads = try ServerAnswer.heads(answer.body)
         return (heads, try compare(heads, ownOnly: ownOnly))
     }
 
@@ -103,10 +103,7 @@ extension SyncClient {
         var differences: [Difference] = []
         var sawOwn = false
         for head in heads.heads {
-            guard let device = DeviceID(bytes: head.device) else {
-                throw LinliError(.malformed, "the server's heads name a device id of \(head.device.count) bytes",
-                                 hint: "nothing is lost; check that the server and this device run matching versions of Linli")
-            }
+            let device = try ServerAnswer.device(of: head)
             let mine = local[device]
             let held = mine?.seq ?? 0
             if device == identity.device {
@@ -149,18 +146,9 @@ extension SyncClient {
         for _ in 0..<Limits.repairPagesPerDeviceMax {
             let path = "/v1/pull?device=\(difference.device.hex)&after_seq=\(after)&limit=\(Limits.pullChangeSetsMax)"
             let answer = try await send(http, "GET", path, body: Data(), report: &report, progress)
-            let page = try decode(Linli_V1_PullResponse.self, answer.body, "repair pull")
+            let (page, newest) = try ServerAnswer.repair(answer.body, device: difference.device, after: after)
             let offered = page.changeSets.map {
                 OfferedChangeSet(envelope: $0.envelope, scopedPredecessor: $0.hasScopedPredecessor ? $0.scopedPredecessor : nil)
-            }
-            var newest = after
-            for entry in page.changeSets {
-                guard let signed = try? SignedChangeSet(envelope: entry.envelope), signed.header.device == difference.device,
-                      signed.header.seq > after else {
-                    throw LinliError(.malformed, "the server answered a repair pull of device \(difference.device.hex) with another device's change set",
-                                     hint: "nothing is lost; check that the server and this device run matching versions of Linli")
-                }
-                newest = max(newest, signed.header.seq)
             }
             if !offered.isEmpty { _ = try store.apply(offered) }
             fetched += offered.count

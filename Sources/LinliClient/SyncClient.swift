@@ -172,9 +172,9 @@ public final class SyncClient: Sendable {
             var request = Linli_V1_PushRequest()
             request.changeSets = outbox.map(\.envelope)
             let answer = try await send(http, "POST", "/v1/push", body: try request.serializedBytes(), report: &report, progress)
-            let response = try decode(Linli_V1_PushResponse.self, answer.body, "push")
+            let answered = try ServerAnswer.push(answer.body, sent: outbox)
             report.pushed += outbox.count
-            let acknowledged = try acknowledgement(of: outbox, by: response.results, &report)
+            let acknowledged = try record(answered.through, accepted: answered.accepted, refused: answered.refused, &report)
             progress(SyncProgress(phase: .push, done: report.pushed, cursor: report.cursor, message: "pushed \(report.pushed)"))
             guard acknowledged > 0 else { return }
             try store.acknowledge(device: identity.device, through: acknowledged, peer: cursorName)
@@ -182,47 +182,25 @@ public final class SyncClient: Sendable {
         }
     }
 
-    /// The acknowledgement rule (PROTOCOL.md 2.1): a result counts only
-    /// for the change set sent in its place, matched by hash and seq, and
-    /// only while every earlier one counted; the device's acknowledgement
-    /// moves to the last such seq (0: none). A refusal is recorded with
-    /// its reason. Held, unknown-key or unmatched results end the run: the
-    /// rest stays in the outbox and is sent again.
-    func acknowledgement(of sent: [SignedChangeSet], by results: [Linli_V1_PushResult], _ report: inout SyncReport) throws -> UInt64 {
-        let rule = Self.acknowledgement(of: sent, by: results)
-        for result in rule.refused {
+    /// Records the outcome of the acknowledgement rule (PROTOCOL.md 2.1,
+    /// ``ServerAnswer/acknowledgement(of:by:)``): a refusal is recorded
+    /// with its reason; returns the seq the device's acknowledgement moves
+    /// to (0: none). The rest stays in the outbox and is sent again.
+    func record(_ through: UInt64, accepted: Int, refused: [Linli_V1_PushResult], _ report: inout SyncReport) throws -> UInt64 {
+        for result in refused {
             // Kept by the server with the reason; `status()` shows it.
             report.refused.append("\(result.seq): \(result.code): \(result.message)")
             try store.recordRefusal(peer: cursorName, seq: result.seq, code: result.code, message: result.message)
         }
-        report.accepted += rule.accepted
-        return rule.through
+        report.accepted += accepted
+        return through
     }
 
-    /// The acknowledgement rule alone, without the replica: the seq the
-    /// acknowledgement moves to (0: none), how many were accepted, and
-    /// the refusals among the counted results.
+    /// The acknowledgement rule alone, without the replica
+    /// (``ServerAnswer/acknowledgement(of:by:)``).
     public static func acknowledgement(of sent: [SignedChangeSet], by results: [Linli_V1_PushResult])
         -> (through: UInt64, accepted: Int, refused: [Linli_V1_PushResult]) {
-        var through: UInt64 = 0
-        var accepted = 0
-        var refused: [Linli_V1_PushResult] = []
-        for (index, changeSet) in sent.enumerated() {
-            guard index < results.count else { break }
-            let result = results[index]
-            guard result.hash == changeSet.hash, result.seq == changeSet.header.seq else { break }
-            switch result.status {
-            case "accepted", "duplicate": accepted += 1
-            // Waiting for its key's certificate (a rotation not yet
-            // published): the server takes it when the certificate comes,
-            // so it is not settled; sent again until it is.
-            case "refused" where result.code == LinliError.Code.unknownKey.rawValue: return (through, accepted, refused)
-            case "refused": refused.append(result)
-            default: return (through, accepted, refused)
-            }
-            through = changeSet.header.seq
-        }
-        return (through, accepted, refused)
+        ServerAnswer.acknowledgement(of: sent, by: results)
     }
 
     func pull(_ http: any SyncTransport, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
@@ -233,9 +211,7 @@ public final class SyncClient: Sendable {
             report.milliseconds["pull", default: 0] += elapsedMilliseconds(since: asked)
             let applying = DispatchTime.now().uptimeNanoseconds
             defer { report.milliseconds["apply", default: 0] += elapsedMilliseconds(since: applying) }
-            let page = try decode(Linli_V1_PullResponse.self, answer.body, "pull")
-            let positions = try Self.checkedPositions(page, after: cursor)
-            let next = Int64(page.cursor)
+            let (page, positions, next) = try ServerAnswer.pull(answer.body, after: cursor)
             var stored = next
             if !page.changeSets.isEmpty || next != cursor {
                 let offered = page.changeSets.map {
@@ -254,36 +230,6 @@ public final class SyncClient: Sendable {
                                  hint: "nothing is lost; ask the administrator to run linli-admin audit on the server's store")
             }
             if !page.more { return }
-        }
-    }
-
-    /// The positions of a signed page, checked against the protocol: each
-    /// after `after` and after the one before, none past the page's cursor.
-    static func checkedPositions(_ page: Linli_V1_PullResponse, after: Int64) throws -> [Int64] {
-        var last = after
-        var positions: [Int64] = []
-        positions.reserveCapacity(page.changeSets.count)
-        for entry in page.changeSets {
-            guard entry.position <= UInt64(Int64.max), Int64(entry.position) > last else {
-                throw LinliError(.malformed, "the server's page is out of order: position \(entry.position) after \(last)",
-                                 hint: "nothing is lost; sync again, and if it repeats tell the administrator")
-            }
-            last = Int64(entry.position)
-            positions.append(last)
-        }
-        guard page.cursor <= UInt64(Int64.max), Int64(page.cursor) >= last else {
-            throw LinliError(.malformed, "the server answered a pull after \(after) with cursor \(page.cursor), before what the page holds",
-                             hint: "nothing is lost; sync again, and if it repeats tell the administrator")
-        }
-        return positions
-    }
-
-    /// Decodes a verified answer; a server that signs what is not the
-    /// message gets a clear error, not a parser's.
-    func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ body: Data, _ what: String) throws -> M {
-        do { return try M(serializedBytes: body) } catch {
-            throw LinliError(.malformed, "the server's \(what) answer is signed but cannot be read as one",
-                             hint: "nothing is lost; check that the server and this device run matching versions of Linli")
         }
     }
 
@@ -500,10 +446,7 @@ public final class SyncClient: Sendable {
         var after: UInt64 = 0
         for _ in 0..<Limits.trustPagesMax {
             let answer = try await sendOnce(http, "GET", "/v1/trust?after=\(after)&limit=\(Limits.pullChangeSetsMax)", body: Data(), verify: false)
-            let page = try decode(Linli_V1_PullResponse.self, answer.body, "trust")
-            guard page.changeSets.count <= Limits.pullChangeSetsMax else {
-                throw LinliError(.overLimit, "the server sent \(page.changeSets.count) trust records in one page; pullChangeSetsMax is \(Limits.pullChangeSetsMax)")
-            }
+            let page = try ServerAnswer.trust(answer.body)
             _ = try store.apply(page.changeSets.map { OfferedChangeSet(decoding: $0.envelope) }.filter {
                 $0.signed?.header.scope == .system
             })
@@ -542,9 +485,7 @@ public final class SyncClient: Sendable {
     }
 
     static func failure(status: Int, body: Data) -> LinliError {
-        let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: String] ?? [:]
-        let code = object["code"].flatMap(LinliError.Code.init(rawValue:)) ?? (status >= 500 ? .unavailable : .invalidInput)
-        return LinliError(code, object["message"] ?? "the server answered HTTP \(status)", hint: object["hint"])
+        ServerAnswer.failure(status: status, body: body)
     }
 
     static func unreachable(_ connection: ServerConnection, _ error: any Error) -> LinliError {

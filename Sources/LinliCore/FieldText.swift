@@ -84,6 +84,12 @@ public enum FieldText {
             if ["现在", "now"].contains(text.lowercased()) {
                 value = .integer(Int64(Date().timeIntervalSince1970 * 1000))
             } else {
+                let refusal = LinliError(.invalidInput, "\(name) takes a time YYYY-MM-DD HH:MM (or 现在), not \(text)")
+                // Foundation's DateFormatter stops the program on text with a
+                // character of more than one UTF-16 unit (a digit with a
+                // combining accent): such text is no time, so it never gets
+                // there. Full-width digits (２０２６) are one unit each and pass.
+                guard text.utf16.count == text.count else { throw refusal }
                 let formatter = DateFormatter()
                 formatter.locale = Locale(identifier: "en_US_POSIX")
                 var parsed: Date?
@@ -91,8 +97,10 @@ public enum FieldText {
                     formatter.dateFormat = format
                     parsed = formatter.date(from: text)
                 }
-                guard let parsed else { throw LinliError(.invalidInput, "\(name) takes a time YYYY-MM-DD HH:MM (or 现在), not \(text)") }
-                value = .integer(Int64(parsed.timeIntervalSince1970 * 1000))
+                guard let parsed, let milliseconds = Int64(exactly: (parsed.timeIntervalSince1970 * 1000).rounded(.towardZero)) else {
+                    throw refusal
+                }
+                value = .integer(milliseconds)
             }
         case .bytes:
             guard let bytes = Hex.decode(text) else { throw LinliError(.invalidInput, "\(name) takes hex digits, not \(text)") }
@@ -102,6 +110,27 @@ public enum FieldText {
         }
         do { try field.check(value, table: table.name) } catch { throw LinliError(.invalidInput, error.message) }
         return value
+    }
+
+    /// Parses `field=value` assignments (as typed on a command line) for
+    /// `table`: a field is named by its name or its label, and each value
+    /// goes through ``parse(_:field:table:resolve:)``.
+    public static func parse(assignments: [String], table: TableSchema,
+                             resolve: (String, String) throws -> RowID) throws -> [String: Value] {
+        var values: [String: Value] = [:]
+        for assignment in assignments {
+            guard let equals = assignment.firstIndex(of: "=") else {
+                throw LinliError(.invalidInput, "\(assignment) is not field=value",
+                                 hint: "\(table.name) fields: " + table.fields.map { "\($0.name) (\($0.label))" }.joined(separator: ", "))
+            }
+            let name = String(assignment[..<equals])
+            guard let field = table.fields.first(where: { $0.name == name || $0.label == name }) else {
+                throw LinliError(.invalidInput, "\(table.name) has no field \(name)",
+                                 hint: "its fields: " + table.fields.map { "\($0.name) (\($0.label))" }.joined(separator: ", "))
+            }
+            values[field.name] = try parse(String(assignment[assignment.index(after: equals)...]), field: field, table: table, resolve: resolve)
+        }
+        return values
     }
 
     /// A resolver for places that take whole record ids only.

@@ -205,40 +205,14 @@ extension ReplicaStore {
             throw LinliError(.invalidInput, "a replica already exists at \(path); a snapshot is only for a new device",
                              hint: "sync the existing replica instead, or move it away first")
         }
-        let manifest: Linli_V1_SnapshotManifest
-        do { manifest = try Linli_V1_SnapshotManifest(serializedBytes: manifestBytes) } catch {
-            throw LinliError(.malformed, "the snapshot manifest does not decode: \(error)")
-        }
-        guard manifest.format == 1 else {
-            throw LinliError(.unsupportedFormat, "snapshot format \(manifest.format) is not known to this version", hint: "update the client, or replay from zero")
-        }
-        guard let serverDevice = DeviceID(bytes: manifest.serverDevice) else { throw LinliError(.malformed, "the snapshot names no server device") }
-        if let expectedServer, serverDevice != expectedServer {
-            throw LinliError(.notPermitted, "the snapshot is signed for server \(serverDevice.hex), not \(expectedServer.hex), the server this device was enrolled with",
-                             hint: "check the server address, or replay from zero")
-        }
-        // A snapshot is made on demand and reused for snapshotAgeSecondsMax:
-        // one much older, or from the future, is a replayed or forged one.
-        let ageMax = UInt64(Limits.snapshotAdoptAgeSecondsMax) * 1000
-        guard manifest.takenAtMs <= now.addingReportingOverflow(Limits.clockDriftMillisecondsMax).partialValue,
-              now < ageMax || manifest.takenAtMs >= now - ageMax else {
-            throw LinliError(.staleRequest, "the snapshot was taken at \(manifest.takenAtMs) ms, more than \(Limits.snapshotAdoptAgeSecondsMax) s from this device's clock (\(now) ms)",
-                             hint: "check the device's clock, then bootstrap again; or replay from zero")
-        }
-        // Positions are stored as signed 64-bit integers; a manifest's
-        // numbers may be anything a UInt64 holds.
-        guard let cursor = Int64(exactly: manifest.cursor) else {
-            throw LinliError(.malformed, "the snapshot manifest's cursor \(manifest.cursor) is not a position", hint: "replay from zero")
-        }
+        let manifest = try SnapshotManifest(decoding: manifestBytes)
+        let serverDevice = manifest.serverDevice
+        try manifest.checkServer(expected: expectedServer)
+        try manifest.checkAge(now: now)
 
         // The file's size and hash are judged first, before SQLite reads it.
         guard let (hash, size) = try Blake2b256.hash(fileAt: file) else { throw LinliError(.damagedFile, "cannot read the snapshot file \(file)") }
-        guard size >= 0, UInt64(size) == manifest.fileBytes else {
-            throw LinliError(.damagedFile, "the snapshot file has \(size) bytes; its manifest says \(manifest.fileBytes)", hint: "download it again")
-        }
-        guard hash == manifest.fileHash else {
-            throw LinliError(.damagedFile, "the snapshot file's hash differs from its manifest's", hint: "download it again")
-        }
+        try manifest.checkFile(bytes: size, hash: hash)
         let read = Result { () throws -> ([Data], [String], String?) in
             var configuration = Configuration()
             configuration.readonly = true
@@ -272,16 +246,8 @@ extension ReplicaStore {
         guard signer.role == .server else {
             throw LinliError(.notPermitted, "the snapshot is signed by device \(serverDevice.hex), which is a \(signer.role.rawValue), not a server")
         }
-        guard signer.key.verify(signature: signature, message: SnapshotWire.signingMessage(manifestBytes)) else {
-            throw LinliError(.badSignature, "the snapshot manifest's signature does not verify with server \(serverDevice.hex)'s key",
-                             hint: "replay from zero and report the server")
-        }
-        if !manifest.scopes.isEmpty {
-            let allowed = Set(manifest.scopes)
-            if let stray = scopes.first(where: { !allowed.contains($0) }) {
-                throw LinliError(.outOfScope, "the snapshot holds change sets of scope \(stray), outside the scopes it names")
-            }
-        }
+        try manifest.checkSignature(signature, key: signer.key)
+        try manifest.checkScopes(scopes)
 
         // Adopt it.
         do {
@@ -309,7 +275,7 @@ extension ReplicaStore {
                     try db.execute(sql: "INSERT INTO linli_revocation (device, last_valid_seq, reason) VALUES (?, ?, ?)",
                                    arguments: StatementArguments(row.databaseValues))
                 }
-                try Self.store(SyncCursor(name: cursorName, position: cursor), db)
+                try Self.store(SyncCursor(name: cursorName, position: manifest.cursor), db)
             }
         }
         return store
