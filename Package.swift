@@ -199,6 +199,8 @@ let package = Package(
             name: "LinliServerTests",
             dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliClient", "LinliServer", "LinliTesting", "LinliSimulation",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                           .product(name: "CompressNIO", package: "compress-nio"),
+                           .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
         .testTarget(

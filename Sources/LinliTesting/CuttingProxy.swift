@@ -59,7 +59,7 @@ public final class CuttingProxy: @unchecked Sendable {
     }
 
     /// A listening socket on 127.0.0.1 and the port the system chose.
-    static func listenOnLoopback() throws -> (Int32, Int) {
+    public static func listenOnLoopback() throws -> (Int32, Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var yes: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))

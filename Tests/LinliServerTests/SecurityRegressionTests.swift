@@ -1,4 +1,9 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+import CompressNIO
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -72,6 +77,39 @@ import Testing
         #expect(padded == nil || padded?.hasPrefix("HTTP/1.1 4") == true, "\(padded ?? "")")
         #expect(padded?.hasPrefix("HTTP/1.1 401") != true, "the oversized header reached the signature check: \(padded ?? "")")
         #expect(await isAlive(server))
+    }
+
+    // MARK: - A compression bomb in a pull answer
+
+    @Test func aGzipAnswerThatGrowsAThousandfoldIsRefusedAsTooLarge() async throws {
+        // Something on the way answers every request with 64 MiB of zeros,
+        // gzip-compressed to some 64 KiB: more than gzipExpansionRatioMax.
+        var zeros = ByteBuffer(repeating: 0, count: 64 << 20)
+        let bomb = Data(try zeros.compress(with: .gzip()).readableBytesView)
+        let (listener, port) = try CuttingProxy.listenOnLoopback()
+        defer { _ = Glibc.close(listener) }
+        let served = Thread {
+            while true {
+                let connection = accept(listener, nil, nil)
+                guard connection >= 0 else { return }
+                var request = [UInt8](repeating: 0, count: 65_536)
+                _ = recv(connection, &request, request.count, 0)
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: gzip\r\nContent-Length: \(bomb.count)\r\nConnection: close\r\n\r\n"
+                let answer = Data(head.utf8) + bomb
+                _ = answer.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                _ = Glibc.close(connection)
+            }
+        }
+        served.start()
+        let store = try Fixtures.store(knowing: [li])
+        let client = SyncClient(store: store, identity: li, server: URL(string: "http://127.0.0.1:\(port)")!, attemptsMax: 1)
+        do {
+            _ = try await client.sync()
+            Issue.record("an answer of gzip zeros was taken")
+        } catch let error as LinliError {
+            #expect(error.message.contains("larger than this device accepts"), "\(error.message)")
+        }
+        shutdown(listener, Int32(SHUT_RDWR))
     }
 
     // MARK: - Request times at the ends of UInt64
