@@ -123,21 +123,14 @@ struct DeviceCommand: ParsableCommand {
                     throw LinliError(.invalidInput, "this request names no first change set for the new key: give --from-seq, after the last change set the device has signed",
                                      hint: "or make the request on the device with `linli key rotate`, which names it")
                 }
-                let (store, identity, settings) = try options.open()
-                if let server {
-                    guard let url = URL(string: server), url.scheme == "http" || url.scheme == "https" else {
-                        throw LinliError(.invalidInput, "--server must be an http:// or https:// address, not \(server)")
-                    }
-                    let previous = try options.keys().previous
-                    let client = SyncClient(store: store, identity: identity, connection: ServerConnection(url: url, certificateAuthorityFile: caFile),
-                                            previousKeys: previous.map { [$0] } ?? [])
+                let (store, identity, _, client) = try options.open(server: server, caFile: caFile)
+                if let client {
                     let last = try await client.serverHeads()[device] ?? 0
                     guard fromSeq > last else {
                         throw LinliError(.invalidInput, "the server already holds change set \(last) of device \(device.hex), signed with its current key; the new key must start after it, not at \(fromSeq)",
                                          hint: "use --from-seq \(last + 1) or later, or let the device make the request (`linli key rotate`)")
                     }
                 }
-                _ = settings
                 let current = try store.certificates().filter { $0.device == device }.max { $0.validFromSeq < $1.validFromSeq }
                 guard let current, current.publicKey.hex == previousHex else {
                     throw LinliError(.badSignature, "the request is not signed with the key currently certified for device \(device.hex)")
@@ -198,14 +191,7 @@ struct DeviceCommand: ParsableCommand {
                 }
                 let revocations = try store.revocations()
                 var lastSeen: [DeviceID: UInt64] = [:]
-                if let server {
-                    guard let url = URL(string: server), url.scheme == "http" || url.scheme == "https" else {
-                        throw LinliError(.invalidInput, "--server must be an http:// or https:// address, not \(server)")
-                    }
-                    let (key, previous) = try options.keys()
-                    guard let device = DeviceID(hex: settings.device) else { throw LinliError(.damagedFile, "\(options.settingsPath) is damaged") }
-                    let client = SyncClient(store: store, identity: DeviceIdentity(device: device, key: key, user: settings.administrator),
-                                            connection: ServerConnection(url: url, certificateAuthorityFile: caFile), previousKeys: previous.map { [$0] } ?? [])
+                if server != nil, let client = try options.open(server: server, caFile: caFile).client {
                     lastSeen = try await client.serverHeads()
                 }
                 let rows: [[String: Any]] = order.compactMap { newest[$0] }.map { certificate in

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LinliClient
 import LinliCore
 import LinliCrypto
 import LinliProtocol
@@ -49,22 +50,34 @@ struct AuthorityOptions: ParsableArguments {
 
     /// The authority's replica and its identity, with the key unsealed.
     func open() throws -> (store: ReplicaStore, identity: DeviceIdentity, settings: AuthoritySettings) {
+        let opened = try open(server: nil, caFile: nil)
+        return (opened.store, opened.identity, opened.settings)
+    }
+
+    /// The same, and with `server` a client of it for the authority: after
+    /// a rotation it signs requests with the key before it while the server
+    /// has not learned the rotation. One passphrase unseals both keys.
+    func open(server: String?, caFile: String?) throws
+        -> (store: ReplicaStore, identity: DeviceIdentity, settings: AuthoritySettings, client: SyncClient?) {
+        let url = try server.map { text -> URL in
+            guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https" else {
+                throw LinliError(.invalidInput, "--server must be an http:// or https:// address, not \(text)")
+            }
+            return url
+        }
         let settings = try settings()
         guard let root = PublicKey(hex: settings.rootPublicKey), let device = DeviceID(hex: settings.device) else {
             throw LinliError(.damagedFile, "\(settingsPath) is damaged: the root key or device id has the wrong form")
         }
-        let (key, _) = try keys()
-        let store = try ReplicaStore(path: replicaPath, schema: AuthoritySettings.schema, authority: root)
-        return (store, DeviceIdentity(device: device, key: key, user: settings.administrator), settings)
-    }
-
-    /// The authority's key and, after a rotation, the one before it, both
-    /// unsealed with the one passphrase.
-    func keys() throws -> (current: SigningKey, previous: SigningKey?) {
         let secret = try passphrase()
         let key = try SealedKeyFile.open(keyPath, passphrase: secret)
-        let previous = FileManager.default.fileExists(atPath: previousKeyPath) ? try SealedKeyFile.open(previousKeyPath, passphrase: secret) : nil
-        return (key, previous)
+        let store = try ReplicaStore(path: replicaPath, schema: AuthoritySettings.schema, authority: root)
+        let identity = DeviceIdentity(device: device, key: key, user: settings.administrator)
+        guard let url else { return (store, identity, settings, nil) }
+        let previous = FileManager.default.fileExists(atPath: previousKeyPath) ? [try SealedKeyFile.open(previousKeyPath, passphrase: secret)] : []
+        let client = SyncClient(store: store, identity: identity, connection: ServerConnection(url: url, certificateAuthorityFile: caFile),
+                                previousKeys: previous)
+        return (store, identity, settings, client)
     }
 
     func grids() throws -> [GridEntry] {

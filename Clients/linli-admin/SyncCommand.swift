@@ -19,18 +19,7 @@ struct SyncCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await guardedAsync {
-            guard let url = URL(string: server), url.scheme == "http" || url.scheme == "https" else {
-                throw LinliError(.invalidInput, "--server must be an http:// or https:// address, not \(server)")
-            }
-            let settings = try options.settings()
-            guard let root = PublicKey(hex: settings.rootPublicKey), let device = DeviceID(hex: settings.device) else {
-                throw LinliError(.damagedFile, "\(options.settingsPath) is damaged: the root key or device id has the wrong form")
-            }
-            let (key, previous) = try options.keys()
-            let store = try ReplicaStore(path: options.replicaPath, schema: AuthoritySettings.schema, authority: root)
-            let identity = DeviceIdentity(device: device, key: key, user: settings.administrator)
-            let client = SyncClient(store: store, identity: identity, connection: ServerConnection(url: url, certificateAuthorityFile: caFile),
-                                    previousKeys: previous.map { [$0] } ?? [])
+            guard let client = try options.open(server: server, caFile: caFile).client else { return }
             let report = try await client.sync()
             emit(options.json, ["pushed": report.pushed, "accepted": report.accepted, "refused": report.refused, "pulled": report.pulled],
                  text: "sent \(report.pushed) trust records to \(server): \(report.accepted) accepted, \(report.refused.count) refused; pulled \(report.pulled)"

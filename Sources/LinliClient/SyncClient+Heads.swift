@@ -184,11 +184,10 @@ extension SyncClient {
     public func serverHeads() async throws -> [DeviceID: UInt64] {
         try await withTransport { http in
             var report = SyncReport()
-            let (heads, _) = try await heads(http, &report, { _ in })
+            // Only the answer: nothing here is compared with the replica.
+            let answer = try await send(http, "GET", "/v1/heads", body: Data(), report: &report, { _ in })
             var result: [DeviceID: UInt64] = [:]
-            for head in heads.heads {
-                if let device = DeviceID(bytes: head.device) { result[device] = head.seq }
-            }
+            for head in try ServerAnswer.heads(answer.body).heads { result[try ServerAnswer.device(of: head)] = head.seq }
             return result
         }
     }

@@ -8,9 +8,9 @@ import LinliStore
 import NIOCore
 import NIOHTTP1
 import NIOHTTPCompression
-import Synchronization
 import NIOSSL
 import SwiftProtobuf
+import Synchronization
 
 /// What one sync did.
 public struct SyncReport: Sendable, Equatable {
@@ -398,8 +398,8 @@ public final class SyncClient: Sendable {
 
     private func sendOnce(_ http: any SyncTransport, _ method: String, _ path: String, body: Data, verify: Bool = true) async throws -> Answer {
         // Signed afresh each attempt: a retried request gets a new nonce.
-        let key = requestKeys[requestKeyIndex.withLock { $0 }]
-        let signature = RequestSignature.sign(method: method, path: path, body: body, device: identity.device, key: key, time: clock())
+        let requestKey = requestKeys[requestKeyIndex.withLock { $0 }]
+        let signature = RequestSignature.sign(method: method, path: path, body: body, device: identity.device, key: requestKey, time: clock())
         let exchanged = try await http.exchange(method: method, path: path, headers: signature.headers, body: body,
                                                 bytesMax: Limits.responseBytesMax)
         let status = exchanged.status

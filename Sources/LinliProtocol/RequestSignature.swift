@@ -115,10 +115,14 @@ public final class RequestVerifier: Sendable {
     }
 
     /// What can be judged before the body is read: the request's time is
-    /// within the window and it names the key `key` gives for its device.
-    /// The signature itself covers the body, so ``verify`` checks it after.
-    public func precheck(_ signature: RequestSignature, now: UInt64, key: (DeviceID) throws(LinliError) -> PublicKey) throws(LinliError) {
+    /// within the window and it names the key `key` gives for its device,
+    /// which it returns. The signature itself covers the body, so
+    /// ``verify`` checks it after (and makes these checks first).
+    @discardableResult
+    public func precheck(_ signature: RequestSignature, now: UInt64, key: (DeviceID) throws(LinliError) -> PublicKey) throws(LinliError) -> PublicKey {
         let skew = Limits.requestClockSkewMillisecondsMax
+        // Every value here may be anything a UInt64 holds: the bounds
+        // saturate instead of overflowing.
         guard signature.time >= now.subtractingSaturated(skew), signature.time <= now.addingSaturated(skew) else {
             let minutes = (signature.time > now ? signature.time - now : now - signature.time) / 60_000
             throw LinliError(.staleRequest, "the request's time is \(minutes) minutes from the server's; at most \(skew / 60_000) minutes are accepted",
@@ -128,6 +132,7 @@ public final class RequestVerifier: Sendable {
         guard publicKey.keyID == signature.keyID else {
             throw LinliError(.badRequestSignature, "the request names key \(Hex.encode(signature.keyID)), but the device's current key is \(Hex.encode(publicKey.keyID))")
         }
+        return publicKey
     }
 
     /// Verifies a request and records its nonce. Throws a `LinliError` with
@@ -137,19 +142,7 @@ public final class RequestVerifier: Sendable {
         key: (DeviceID) throws(LinliError) -> PublicKey
     ) throws(LinliError) {
         let skew = Limits.requestClockSkewMillisecondsMax
-        // Every value here may be anything a UInt64 holds: the bounds
-        // saturate instead of overflowing.
-        let earliest = now.subtractingSaturated(skew)
-        let latest = now.addingSaturated(skew)
-        guard signature.time >= earliest, signature.time <= latest else {
-            let minutes = (signature.time > now ? signature.time - now : now - signature.time) / 60_000
-            throw LinliError(.staleRequest, "the request's time is \(minutes) minutes from the server's; at most \(skew / 60_000) minutes are accepted",
-                             hint: "set the device's clock, then sync again")
-        }
-        let publicKey = try key(signature.device)
-        guard publicKey.keyID == signature.keyID else {
-            throw LinliError(.badRequestSignature, "the request names key \(Hex.encode(signature.keyID)), but the device's current key is \(Hex.encode(publicKey.keyID))")
-        }
+        let publicKey = try precheck(signature, now: now, key: key)
         let message = RequestSignature.message(method: method, path: path, body: body, time: signature.time, nonce: signature.nonce, device: signature.device)
         guard publicKey.verify(signature: signature.signature, message: message) else {
             throw LinliError(.badRequestSignature, "the request's signature does not match its method, path, body, time and nonce")

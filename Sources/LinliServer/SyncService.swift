@@ -41,8 +41,6 @@ public final class SyncService: Sendable {
                                   clock: clock)
     }
 
-    /// Checks a request's signature headers (PROTOCOL.md 1.3) and returns
-    /// what the device may do.
     /// Judges a request before its body is read (a push may announce up to
     /// requestBodyBytesMax): signature headers that parse, a time in the
     /// window, a device with a key that the request names, and an
@@ -54,26 +52,25 @@ public final class SyncService: Sendable {
                              hint: "send fewer change sets per push")
         }
         let signature = try RequestSignature(header: header)
-        try verifier.precheck(signature, now: clock()) { device throws(LinliError) -> PublicKey in
-            do { return try storage.access(device).key } catch let error as LinliError { throw error } catch {
-                throw LinliError(.storage, "\(error)")
-            }
+        try verifier.precheck(signature, now: clock()) { device throws(LinliError) -> PublicKey in try deviceAccess(device).key }
+    }
+
+    /// What the store says `device` may do, its errors typed.
+    private func deviceAccess(_ device: DeviceID) throws(LinliError) -> DeviceAccess {
+        do { return try storage.access(device) } catch let error as LinliError { throw error } catch {
+            throw LinliError(.storage, "\(error)")
         }
     }
 
+    /// Checks a request's signature headers (PROTOCOL.md 1.3) and returns
+    /// what the device may do.
     public func authenticate(method: String, path: String, body: Data, header: (String) -> String?) throws -> DeviceAccess {
         let signature = try RequestSignature(header: header)
         var access: DeviceAccess?
         try verifier.verify(signature, method: method, path: path, body: body, now: clock()) { device throws(LinliError) -> PublicKey in
-            do {
-                let found = try storage.access(device)
-                access = found
-                return found.key
-            } catch let error as LinliError {
-                throw error
-            } catch {
-                throw LinliError(.storage, "\(error)")
-            }
+            let found = try deviceAccess(device)
+            access = found
+            return found.key
         }
         return access!
     }

@@ -249,10 +249,7 @@ extension ReplicaStore {
             // linli_refused_early; once the gap fills it takes its place in
             // the chain as refused (releaseHeld), so the device's later
             // change sets are not stalled behind it.
-            do {
-                try key.role.authorize(scope: header.scope, device: header.device, grids: key.grids)
-                for row in signed.changeSet.rows { try key.role.authorize(table: row.table) }
-            } catch {
+            do { try Self.authorizeRole(key, signed) } catch {
                 let status = try refuse(error)
                 try db.execute(sql: "INSERT OR IGNORE INTO linli_refused_early (device, seq, hash) VALUES (?, ?, ?)",
                                arguments: [header.device.data, Int64(header.seq), signed.hash])
@@ -295,10 +292,7 @@ extension ReplicaStore {
             try releaseHeld(after: signed, session: session, policy: policy, now: now)
             return status
         }
-        do {
-            try key.role.authorize(scope: header.scope, device: header.device, grids: key.grids)
-            for row in signed.changeSet.rows { try key.role.authorize(table: row.table) }
-        } catch { return try refuseInChain(error) }
+        do { try Self.authorizeRole(key, signed) } catch { return try refuseInChain(error) }
         if policy.refuseFutureClocks {
             do { try HybridLogicalClock.checkDrift(header.hlc, now: now) } catch { return try refuseInChain(error) }
         }
@@ -325,6 +319,13 @@ extension ReplicaStore {
         if header.scope == .system { try applyTrustRecords(signed, session: session, policy: policy, now: now) }
         try releaseHeld(after: signed, session: session, policy: policy, now: now)
         return .applied
+    }
+
+    /// Step 7 of TRUST.md 7: the key's role may write the change set's
+    /// scope and every table it writes.
+    static func authorizeRole(_ key: KeyEntry, _ signed: SignedChangeSet) throws(LinliError) {
+        try key.role.authorize(scope: signed.header.scope, device: signed.header.device, grids: key.grids)
+        for row in signed.changeSet.rows { try key.role.authorize(table: row.table) }
     }
 
     /// Merges change sets that were waiting for the one just merged.

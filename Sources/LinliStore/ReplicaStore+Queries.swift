@@ -145,13 +145,7 @@ extension ReplicaStore {
     public func quarantined() throws -> [QuarantineRecord] {
         try run {
             try writer.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM linli_quarantine ORDER BY id").map { row in
-                    QuarantineRecord(
-                        id: row["id"], receivedAt: Date(timeIntervalSince1970: Double(row["received_at"] as Int64) / 1000),
-                        device: (row["device"] as Data?).flatMap { DeviceID(bytes: $0) }, seq: (row["seq"] as Int64?).map { UInt64($0) },
-                        hash: row["hash"], code: LinliError.Code(rawValue: row["code"]) ?? .malformed,
-                        message: row["message"], envelope: row["envelope"])
-                }
+                try Row.fetchAll(db, sql: "SELECT * FROM linli_quarantine ORDER BY id").map(Self.quarantineRecord)
             }
         }
     }
@@ -163,17 +157,20 @@ extension ReplicaStore {
         try run {
             try writer.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT id, received_at, device, seq, hash, code, message FROM linli_quarantine
+                    SELECT id, received_at, device, seq, hash, code, message, x'' AS envelope FROM linli_quarantine
                     WHERE device = ? ORDER BY id DESC LIMIT ?
-                    """, arguments: [device.data, max(0, limit)]).reversed().map { row in
-                    QuarantineRecord(
-                        id: row["id"], receivedAt: Date(timeIntervalSince1970: Double(row["received_at"] as Int64) / 1000),
-                        device: device, seq: (row["seq"] as Int64?).map { UInt64($0) },
-                        hash: row["hash"], code: LinliError.Code(rawValue: row["code"]) ?? .malformed,
-                        message: row["message"], envelope: Data())
-                }
+                    """, arguments: [device.data, max(0, limit)]).reversed().map(Self.quarantineRecord)
             }
         }
+    }
+
+    /// A `linli_quarantine` row as a record.
+    static func quarantineRecord(_ row: Row) -> QuarantineRecord {
+        QuarantineRecord(
+            id: row["id"], receivedAt: Date(timeIntervalSince1970: Double(row["received_at"] as Int64) / 1000),
+            device: (row["device"] as Data?).flatMap { DeviceID(bytes: $0) }, seq: (row["seq"] as Int64?).map { UInt64($0) },
+            hash: row["hash"], code: LinliError.Code(rawValue: row["code"]) ?? .malformed,
+            message: row["message"], envelope: row["envelope"])
     }
 
     /// Devices whose history forked, with the sequence number where it did.
