@@ -218,6 +218,9 @@ enum DeskTemplates {
         <div class="actions"><button type="submit" id="dismiss">不予采用 · Dismiss</button></div>
         </fieldset>
         </form>
+        {{#deletes}}
+        <p class="notice" id="refused-deletion">这是一条被拒绝的删除，不能重新提交。如确需删除，请核实后自行删除该记录。 · This is a refused deletion and cannot be resubmitted. If the record should go, check it and delete it yourself.</p>
+        {{/deletes}}
         {{#canResubmit}}
         <form method="post" action="/desk/item/{{id}}/resolve">
         <input type="hidden" name="csrf" value="{{csrf}}">

@@ -447,6 +447,8 @@ public final class DeskWeb: Sendable {
                     fieldTables[write.field] = write.table
                 }
                 let scope = Scope(item.scope)
+                // A refused deletion is dismissed, never carried out by a click.
+                let deletes = refusal.writes.contains { $0.field == MergeRules.deletedField && $0.value == .boolean(true) }
                 context["refused"] = [
                     "code": refusal.code, "message": refusal.message, "author": refusal.user ?? "—",
                     "device": refusal.device ?? "—", "seq": refusal.seq.map(String.init) ?? "—", "received": Self.time(refusal.receivedAt),
@@ -456,7 +458,8 @@ public final class DeskWeb: Sendable {
                                 "field": fieldLabel(write.table, write.field) ?? write.field,
                                 "text": write.value.isNull ? "（空 · empty）" : DeskFieldText.show(write.value, field: schemaField, masked: false)]
                     },
-                    "canResubmit": !refusal.writes.isEmpty && scope != nil && scope != .system,
+                    "canResubmit": !refusal.writes.isEmpty && scope != nil && scope != .system && !deletes,
+                    "deletes": deletes,
                     "fields": fieldNames.enumerated().map { index, name -> [String: Any] in
                         let tableName = fieldTables[name] ?? ""
                         let schemaField = schema.table(tableName)?.field(name)

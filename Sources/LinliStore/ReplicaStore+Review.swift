@@ -278,6 +278,23 @@ extension ReplicaStore {
         }
     }
 
+    /// The dots of the values this replica holds for one field of one row.
+    static func survivorDots(_ db: Database, table: String, row: RowID, field: String) throws -> Set<Dot> {
+        guard let state = try Data.fetchOne(db, sql: """
+            SELECT r.state FROM linli_row_state r JOIN linli_name t ON t.n = r.table_n WHERE t.name = ? AND r.row = ?
+            """, arguments: [table, row.data]),
+            let fieldN = try Int64.fetchOne(db, sql: "SELECT n FROM linli_name WHERE name = ?", arguments: [field]) else { return [] }
+        var dots: Set<Dot> = []
+        for stored in try RowStateCodec.decode(state) where stored.fieldN == fieldN {
+            guard let bytes = try Data.fetchOne(db, sql: "SELECT device FROM linli_device WHERE n = ?", arguments: [stored.deviceN]),
+                  let device = DeviceID(bytes: bytes) else {
+                throw LinliError(.storage, "a row state names a device this replica does not know; run a rebuild")
+            }
+            dots.insert(Dot(device: device, seq: stored.seq, index: stored.index))
+        }
+        return dots
+    }
+
     static func resolve(_ item: ReviewItem, _ action: ReviewAction, note: String, in tx: LocalTransaction) throws {
         guard let scope = Scope(item.scope) ?? (item.kind == .refused ? .public : nil) else {
             throw LinliError(.invalidInput, "item \(item.id) names scope \(item.scope), which is not a scope")
@@ -353,13 +370,24 @@ extension ReplicaStore {
             for field in corrections.keys where !known.contains(field) {
                 throw LinliError(.invalidInput, "the refused change set writes no field \(field); it writes \(known.sorted().joined(separator: ", "))")
             }
+            // Staff sign what they saw: the values shown, not a deletion a
+            // refused device asked for, and not values it named as replaced
+            // that are no longer (or not yet) here. A dot that has not
+            // arrived would be replaced before it arrives, and its value
+            // would never be shown to anyone.
+            if let deletion = refusal.writes.first(where: { $0.field == MergeRules.deletedField && $0.value == .boolean(true) }) {
+                throw LinliError(.notPermitted, "the refused change set deletes \(deletion.table) \(deletion.row.prefix(8)); the desk does not carry out a refused deletion",
+                                 hint: "dismiss it; if the record should go, delete it yourself after checking it")
+            }
             for write in refusal.writes {
-                let dots = try write.replaces.map { dot -> Dot in
+                let named = try write.replaces.map { dot -> Dot in
                     guard let dot = dot.dot else { throw LinliError(.invalidInput, "a write of item \(item.id) names an unreadable device") }
                     return dot
                 }
-                try tx.settle(write.table, try rowID(write.row), scope: scope, field: write.field,
-                              value: corrections[write.field] ?? write.value, replacing: dots)
+                let row = try rowID(write.row)
+                let live = named.isEmpty ? [] : try survivorDots(tx.db, table: write.table, row: row, field: write.field)
+                try tx.settle(write.table, row, scope: scope, field: write.field,
+                              value: corrections[write.field] ?? write.value, replacing: named.filter(live.contains))
             }
             audit["decision"] = .text(ResolutionDecision.resubmitted.rawValue)
             audit["refused_hash"] = .text(refusal.hash)

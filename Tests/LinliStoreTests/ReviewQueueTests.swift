@@ -676,6 +676,70 @@ struct ReviewWorld {
         #expect(try phone.row("person", person)?["moved_out"] == .text("2024-06-01"))
     }
 
+    /// A refused change set is evidence, not an order: resubmitting it must
+    /// not carry out a deletion, nor replace values staff were never shown,
+    /// such as a value its device named before that value even arrived.
+    @Test func resubmitCarriesOutNoRefusedDeletionAndReplacesOnlyValuesHeldNow() throws {
+        let world = try ReviewWorld()
+        let server = try world.replica()
+        let person = RowID.random()
+        let recorded = try Fixtures.signed(world.li, seq: 1, prev: Data(), hlc: world.clock.now << 16, scope: .grid("G2"), rows: [
+            RowChange(table: "person", row: person, writes: [
+                FieldWrite(field: "_deleted", value: .boolean(false)), FieldWrite(field: "grid", value: .text("G2")),
+                FieldWrite(field: "name", value: .text("孙立")), FieldWrite(field: "residence_type", value: .text("流动人口")),
+            ]),
+        ])
+        try world.merge([recorded], into: server)
+        world.clock.advance(1_000)
+        let deletedDot = Dot(device: world.li.device, seq: 1, index: 0), nameDot = Dot(device: world.li.device, seq: 1, index: 2)
+
+        // 赵磊 covers G1 only: his deletion of a G2 person is refused.
+        let deletion = try Fixtures.signed(world.zhao, seq: 1, prev: Data(), hlc: world.clock.now << 16, scope: .grid("G2"), rows: [
+            RowChange(table: "person", row: person, writes: [
+                FieldWrite(field: "_deleted", value: .boolean(true), replaces: [deletedDot]),
+                FieldWrite(field: "name", value: .null, replaces: [nameDot]),
+            ]),
+        ])
+        #expect(try server.apply([deletion], policy: .gatekeeper).first?.error?.code == .outOfScope)
+        world.clock.advance(1_000)
+        let refusedDeletion = try #require(try server.reviewQueue().first)
+        #expect(refusedDeletion.kind == .refused)
+        let before = try server.counts().changeSets
+        let notCarriedOut = thrown { _ = try server.resolve([(refusedDeletion, .resubmit([:]))], note: "照办", as: world.staff) }
+        #expect(notCarriedOut?.code == .notPermitted)
+        #expect(notCarriedOut?.message.contains("deletion") == true && notCarriedOut?.hint?.contains("dismiss") == true)
+        #expect(try server.counts().changeSets == before, "nothing was signed")
+        #expect(try server.row("person", person)?["name"] == .text("孙立"), "the person is still there")
+        #expect(try server.reviewQueue().map(\.id) == [refusedDeletion.id], "the item waits for a dismissal")
+        _ = try server.resolve([(refusedDeletion, .dismiss)], note: "不属于赵磊的网格", as: world.staff)
+
+        // His correction of the name is refused too; it names as replaced
+        // the value held now and one of 王芳's that has not arrived yet.
+        let unseen = Dot(device: world.wang.device, seq: 1, index: 0)
+        let rename = try Fixtures.signed(world.zhao, seq: 2, prev: deletion.hash, hlc: world.clock.now << 16, scope: .grid("G2"), rows: [
+            RowChange(table: "person", row: person, writes: [FieldWrite(field: "name", value: .text("孙丽"), replaces: [nameDot, unseen])]),
+        ])
+        #expect(try server.apply([rename], policy: .gatekeeper).first?.error?.code == .outOfScope)
+        world.clock.advance(1_000)
+        let refusedRename = try #require(try server.reviewQueue().first)
+        let resubmitted = try server.resolve([(refusedRename, .resubmit([:]))], note: "核实为孙丽", as: world.staff)
+        #expect(try server.row("person", person)?["name"] == .text("孙丽"))
+        let replaced = try #require(resubmitted.first?.changeSet.rows.first { $0.table == "person" }?.writes.first { $0.field == "name" })
+        #expect(replaced.replaces == [nameDot], "only the value the desk showed is replaced")
+        #expect(try server.conflicts().isEmpty)
+
+        // 王芳's value arrives after the resubmission: it is shown, in
+        // conflict with what staff wrote, not replaced before it was seen.
+        world.clock.advance(1_000)
+        let late = try Fixtures.signed(world.wang, seq: 1, prev: Data(), hlc: world.clock.now << 16, scope: .grid("G2"), rows: [
+            RowChange(table: "person", row: person, writes: [FieldWrite(field: "name", value: .text("孙力"), replaces: [nameDot])]),
+        ])
+        try world.merge([late], into: server)
+        let conflict = try #require(try server.conflicts().first)
+        #expect(conflict.row == person && conflict.field == "name")
+        #expect(Set(conflict.values.map(\.value)) == [.text("孙丽"), .text("孙力")])
+    }
+
     // MARK: 7. Staff only
 
     @Test func onlyStaffRecordResolutions() throws {
