@@ -9,7 +9,7 @@ import LinliStore
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Provision, list, rotate and revoke devices.",
-        subcommands: [Request.self, Enroll.self, RotateKey.self, Revoke.self, List.self])
+        subcommands: [Request.self, Enroll.self, RotateKey.self, Revoke.self, Assign.self, List.self])
 
     struct Request: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -60,6 +60,8 @@ struct DeviceCommand: ParsableCommand {
         @Option(name: .customLong("grid"), help: "A grid an inspector covers or a kiosk serves (repeat for several).") var grids: [String] = []
         @Option(help: "Where to write the enrolment bundle.") var out: String
         @Option(help: "The server address in the bundle (default: the authority's).") var server: String?
+        @Option(help: "The person the device is issued to, e.g. 李明: shown by `device list`, and `device revoke` finds the device by it.")
+        var user: String?
 
         func run() throws {
             try guarded {
@@ -84,6 +86,7 @@ struct DeviceCommand: ParsableCommand {
                 }
                 let (store, identity, settings) = try options.open()
                 try store.issueCertificate(as: identity, device: device, publicKey: key, role: role, grids: Set(grids), label: parsed.label)
+                if let user { try options.setUser(user, of: device) }
                 let records = try store.changeSets(scopes: [.system]).map(\.envelope)
                 let bundle = EnrolmentBundle(authorityPublicKey: PublicKey(hex: settings.rootPublicKey)!, device: device, role: role,
                                              grids: grids.sorted(), server: server ?? settings.server, trustRecords: records)
@@ -150,7 +153,7 @@ struct DeviceCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a device from a point of its log on: later change sets are refused and kept for review.")
         @OptionGroup var options: AuthorityOptions
-        @Argument(help: "The device: its id, a unique start of it (at least 4 hex digits), or its label, e.g. 李明的终端.") var device: String
+        @Argument(help: "The device: its id, a unique start of it (at least 4 hex digits), its label (李明的终端) or its user (李明).") var device: String
         @Option(help: "The last of its change sets that stays valid.") var afterSeq: UInt64?
         @Flag(help: "Revoke its whole history.") var all = false
         @Option(help: "Why, for the record.") var reason: String
@@ -162,7 +165,7 @@ struct DeviceCommand: ParsableCommand {
         func run() throws {
             try guarded {
                 let (store, identity, _) = try options.open()
-                let deviceID = try DeviceCommand.resolve(device, among: try store.certificates())
+                let deviceID = try DeviceCommand.resolve(device, among: try store.certificates(), users: try options.users())
                 let last = all ? 0 : afterSeq!
                 try store.revoke(as: identity, device: deviceID, lastValidSeq: last, reason: reason)
                 emit(options.json, ["device": deviceID.hex, "last_valid_seq": last, "reason": reason],
@@ -171,9 +174,27 @@ struct DeviceCommand: ParsableCommand {
         }
     }
 
+    struct Assign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Record who a device is issued to now, e.g. when a phone is handed to another inspector.")
+        @OptionGroup var options: AuthorityOptions
+        @Argument(help: "The device: its id, a unique start of it, its label or its current user.") var device: String
+        @Option(help: "The person it is issued to, e.g. 李明.") var user: String
+
+        func run() throws {
+            try guarded {
+                let settings = try options.settings()
+                let store = try ReplicaStore(path: options.replicaPath, schema: AuthoritySettings.schema, authority: PublicKey(hex: settings.rootPublicKey))
+                let deviceID = try DeviceCommand.resolve(device, among: try store.certificates(), users: try options.users())
+                try options.setUser(user, of: deviceID)
+                emit(options.json, ["device": deviceID.hex, "user": user], text: "device \(deviceID.hex) is issued to \(user)")
+            }
+        }
+    }
+
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List enrolled devices: label, role, grids, key, revocation, and with --server the last change set the server holds of each.")
+            abstract: "List enrolled devices: label, user, role, grids, key, revocation, and with --server the last change set the server holds of each.")
         @OptionGroup var options: AuthorityOptions
         @Option(help: "Ask this server for each device's last change set (needs the passphrase).") var server: String?
         @Option(help: "PEM file of the certificate authority of the server's TLS certificate (default: the system's).") var caFile: String?
@@ -190,12 +211,14 @@ struct DeviceCommand: ParsableCommand {
                     if certificate.validFromSeq >= newest[certificate.device]?.validFromSeq ?? 0 { newest[certificate.device] = certificate }
                 }
                 let revocations = try store.revocations()
+                let users = try options.users()
                 var lastSeen: [DeviceID: UInt64] = [:]
                 if server != nil, let client = try options.open(server: server, caFile: caFile).client {
                     lastSeen = try await client.serverHeads()
                 }
                 let rows: [[String: Any]] = order.compactMap { newest[$0] }.map { certificate in
-                    var row: [String: Any] = ["device": certificate.device.hex, "label": certificate.label, "role": certificate.role.rawValue,
+                    var row: [String: Any] = ["device": certificate.device.hex, "label": certificate.label, "user": users[certificate.device.hex] ?? "",
+                                              "role": certificate.role.rawValue,
                                               "grids": certificate.grids.sorted(), "public_key": certificate.publicKey.hex,
                                               "valid_from_seq": certificate.validFromSeq]
                     if let last = revocations[certificate.device] { row["revoked_after_seq"] = last }
@@ -206,17 +229,18 @@ struct DeviceCommand: ParsableCommand {
                     let revoked = revocations[certificate.device].map { "  REVOKED after \($0)" } ?? ""
                     let seen = server == nil ? "" : "  last change set \(lastSeen[certificate.device] ?? 0)"
                     let label = certificate.label.isEmpty ? "(no label)" : certificate.label
+                    let user = users[certificate.device.hex] ?? "(no user)"
                     let grids = certificate.grids.isEmpty ? "-" : certificate.grids.sorted().joined(separator: ",")
-                    return "\(certificate.device.hex)  \(label)  \(certificate.role.rawValue)  \(grids)  key from \(certificate.validFromSeq)\(seen)\(revoked)"
+                    return "\(certificate.device.hex)  \(label)  \(user)  \(certificate.role.rawValue)  \(grids)  key from \(certificate.validFromSeq)\(seen)\(revoked)"
                 }.joined(separator: "\n"))
             }
         }
     }
 
     /// The enrolled device `text` names: its id, a unique start of its id
-    /// (at least 4 hex digits), or its label. An administrator looking for
-    /// "李明's lost phone" has the label, not 32 hex digits.
-    static func resolve(_ text: String, among certificates: [IssuedCertificate]) throws -> DeviceID {
+    /// (at least 4 hex digits), its label, or the user it was issued to. An
+    /// administrator looking for "李明's lost phone" has a name, not 32 hex digits.
+    static func resolve(_ text: String, among certificates: [IssuedCertificate], users: [String: String] = [:]) throws -> DeviceID {
         let devices = Set(certificates.map(\.device))
         if let id = DeviceID(hex: text) {
             guard devices.contains(id) else { throw LinliError(.notFound, "device \(text) was never enrolled by this authority") }
@@ -237,7 +261,13 @@ struct DeviceCommand: ParsableCommand {
             throw LinliError(.invalidInput, "\(labelled.count) devices are labelled \(text): \(labelled.map(\.hex).sorted().joined(separator: ", "))",
                              hint: "give the device id instead (linli-admin device list)")
         }
-        throw LinliError(.notFound, "no enrolled device has the id, id start or label \(text)", hint: "see linli-admin device list")
+        let issued = devices.filter { users[$0.hex] == text }
+        if issued.count == 1 { return issued.first! }
+        if issued.count > 1 {
+            throw LinliError(.invalidInput, "\(issued.count) devices were issued to \(text): \(issued.map(\.hex).sorted().joined(separator: ", "))",
+                             hint: "give the label or the device id instead (linli-admin device list)")
+        }
+        throw LinliError(.notFound, "no enrolled device has the id, id start, label or user \(text)", hint: "see linli-admin device list")
     }
 }
 

@@ -33,6 +33,10 @@ struct AuthorityOptions: ParsableArguments {
     var replicaPath: String { path("authority.sqlite") }
     var settingsPath: String { path("authority.json") }
     var gridsPath: String { path("grids.json") }
+    /// Who each device was issued to. The administrator's own record, not a
+    /// trust record: replicas neither need it nor could verify it, and a
+    /// new certificate field would be refused by replicas of older versions.
+    var usersPath: String { path("users.json") }
     func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 
     func passphrase(prompt: String = "authority passphrase: ") throws -> String {
@@ -78,6 +82,26 @@ struct AuthorityOptions: ParsableArguments {
         let client = SyncClient(store: store, identity: identity, connection: ServerConnection(url: url, certificateAuthorityFile: caFile),
                                 previousKeys: previous)
         return (store, identity, settings, client)
+    }
+
+    /// The person each device (by hex id) was issued to.
+    func users() throws -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: usersPath) else { return [:] }
+        do { return try JSONDecoder().decode([String: String].self, from: data) } catch {
+            throw LinliError(.damagedFile, "\(usersPath) is damaged: \(error)", hint: "restore it from the authority folder's backup")
+        }
+    }
+
+    func setUser(_ user: String, of device: DeviceID) throws {
+        let name = user.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.utf8.count <= Limits.userBytesMax, !name.contains(where: \.isNewline) else {
+            throw LinliError(.invalidInput, "a user name is one line of 1 to \(Limits.userBytesMax) bytes, not \"\(user)\"")
+        }
+        var users = try users()
+        users[device.hex] = name
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try AtomicFile.write(try encoder.encode(users), to: usersPath)
     }
 
     func grids() throws -> [GridEntry] {

@@ -114,14 +114,21 @@ import Testing
         // The scanner's output, pasted into a file as it is, with its line break.
         try (line + "\n").write(toFile: folder.path("scanned.txt"), atomically: true, encoding: .utf8)
         let enrolled = try Programs.run(admin, ["device", "enroll", folder.path("scanned.txt")] + auth
-                                        + ["--role", "inspector", "--grid", "G1", "--out", folder.path("phone.bundle"), "--json"])
+                                        + ["--role", "inspector", "--grid", "G1", "--out", folder.path("phone.bundle"), "--user", "李明", "--json"])
         #expect(enrolled.status == 0, "\(enrolled.error)")
-        // The label travels into the certificate and the list.
+        // The label travels into the certificate and the list, with the user it was issued to.
         let listed = try Programs.run(admin, ["device", "list"] + auth + ["--json"])
         let devices = (try listed.json() as? [String: Any])?["devices"] as? [[String: Any]] ?? []
-        #expect(devices.contains { $0["label"] as? String == "李明的终端" }, "\(listed.output)")
-        // The device is found by a start of its id, too.
+        #expect(devices.contains { $0["label"] as? String == "李明的终端" && $0["user"] as? String == "李明" }, "\(listed.output)")
+        #expect(try Programs.run(admin, ["device", "list"] + auth).output.contains("李明的终端  李明  inspector"))
         let id = try #require(devices.first?["device"] as? String)
+        // Handed over to 王芳: found by its user, then by her name.
+        #expect(try Programs.run(admin, ["device", "assign", "李明"] + auth + ["--user", "王芳"]).status == 0)
+        let reassigned = (try Programs.run(admin, ["device", "list"] + auth + ["--json"]).json() as? [String: Any])?["devices"] as? [[String: Any]]
+        #expect(reassigned?.first { $0["device"] as? String == id }?["user"] as? String == "王芳")
+        let byOldUser = try Programs.run(admin, ["device", "revoke", "李明"] + auth + ["--all", "--reason", "x"])
+        #expect(byOldUser.status != 0 && byOldUser.error.contains("no enrolled device"), "\(byOldUser.error)")
+        // The device is found by a start of its id, too.
         let revoked = try Programs.run(admin, ["device", "revoke", String(id.prefix(6))] + auth + ["--all", "--reason", "登记错误", "--json"])
         #expect(revoked.status == 0, "\(revoked.error)")
         // Garbage in the file is refused with a message, not a decoder's dump.
