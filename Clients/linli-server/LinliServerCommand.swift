@@ -51,6 +51,19 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Mark the desk's cookies Secure: for when TLS ends in front of the server.") var deskSecureCookies = false
     @Flag(help: "Take the desk's client addresses from the proxy's X-Forwarded-For: for when only the proxy reaches the server.")
     var deskTrustProxy = false
+    @Option(help: "Close a connection idle for this many seconds (1 to connectionIdleSecondsMax, \(Limits.connectionIdleSecondsMax), the default).")
+    var connectionIdleSeconds: Int?
+    @Option(help: "Refuse a request body not arrived within this many seconds (1 to requestBodyReadSecondsMax, \(Limits.requestBodyReadSecondsMax), the default).")
+    var bodyReadSeconds: Int?
+
+    /// A number of seconds from the option, the environment or the file, from 1 to `max`.
+    static func seconds(_ option: Int?, _ text: String?, name: String, max: Int) throws -> Int {
+        guard let value = option ?? text.map({ Int($0) ?? 0 }) else { return max }
+        guard (1...max).contains(value) else {
+            throw ValidationError("\(name) takes whole seconds from 1 to \(max), not \(option.map(String.init) ?? text ?? "")")
+        }
+        return value
+    }
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -64,6 +77,10 @@ struct Serve: AsyncParsableCommand {
         }
         let data = self.data ?? environment["LINLI_DATA"] ?? file["data"] ?? "server-data"
         let listen = self.listen ?? environment["LINLI_LISTEN"] ?? file["listen"] ?? "127.0.0.1:8080"
+        let idleSeconds = try Self.seconds(connectionIdleSeconds, environment["LINLI_CONNECTION_IDLE_SECONDS"] ?? file["connection_idle_seconds"],
+                                           name: "connection_idle_seconds", max: Limits.connectionIdleSecondsMax)
+        let bodySeconds = try Self.seconds(bodyReadSeconds, environment["LINLI_BODY_READ_SECONDS"] ?? file["body_read_seconds"],
+                                           name: "body_read_seconds", max: Limits.requestBodyReadSecondsMax)
         guard let rootHex = authority ?? environment["LINLI_AUTHORITY"] ?? file["authority"], let root = PublicKey(hex: rootHex) else {
             throw ValidationError("give the authority root public key with --authority or LINLI_AUTHORITY (linli-admin authority show prints it)")
         }
@@ -99,7 +116,7 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let service = SyncService(storage: store, identity: identity, snapshotFolder: (data as NSString).appendingPathComponent("snapshots"))
-        let router = SyncServer.router(service, logger: logger, metrics: registry)
+        let router = SyncServer.router(service, logger: logger, metrics: registry, bodyReadSeconds: bodySeconds)
         if let accounts = deskAccounts ?? environment["LINLI_DESK_ACCOUNTS"] ?? file["desk_accounts"] {
             let secure = deskSecureCookies || ["1", "true", "yes"].contains((environment["LINLI_DESK_SECURE_COOKIES"] ?? file["desk_secure_cookies"] ?? "").lowercased())
             let trustProxy = deskTrustProxy || ["1", "true", "yes"].contains((environment["LINLI_DESK_TRUST_PROXY"] ?? file["desk_trust_proxy"] ?? "").lowercased())
@@ -110,7 +127,7 @@ struct Serve: AsyncParsableCommand {
         // The responder notes each connection's peer address for the desk's login throttle.
         let app = Application(responder: PeerAddressResponder(router.buildResponder()),
                               server: .http1(configuration: .init(
-                                  idleTimeout: .seconds(Int64(Limits.connectionIdleSecondsMax)),
+                                  idleTimeout: .seconds(Int64(idleSeconds)),
                                   httpDecoderConfiguration: .init(maxHeaderFieldSize: Limits.requestHeaderFieldBytesMax,
                                                                   maxHeaderListSize: Limits.requestHeadersBytesMax,
                                                                   maxHeaderFieldCount: Limits.requestHeaderFieldsMax))),

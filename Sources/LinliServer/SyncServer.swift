@@ -34,7 +34,11 @@ public enum SyncServer {
 
     /// The routes. `metrics` is the registry the process bootstrapped
     /// swift-metrics with; `/metrics` shows it in Prometheus text format.
-    public static func router(_ service: SyncService, logger: Logger, metrics: PrometheusCollectorRegistry? = nil) -> Router<BasicRequestContext> {
+    /// `bodyReadSeconds` bounds how long a request body may take to arrive
+    /// (at most ``Limits/requestBodyReadSecondsMax``).
+    public static func router(_ service: SyncService, logger: Logger, metrics: PrometheusCollectorRegistry? = nil,
+                              bodyReadSeconds: Int = Limits.requestBodyReadSecondsMax) -> Router<BasicRequestContext> {
+        let bodyReadSeconds = min(max(bodyReadSeconds, 1), Limits.requestBodyReadSecondsMax)
         let router = Router()
         router.add(middleware: RequestLog(logger: logger))
         router.get("/healthz") { _, _ in "ok" }
@@ -50,7 +54,7 @@ public enum SyncServer {
         }
         for (method, path) in SyncService.routes {
             let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
-                await answer(service, request, logger: logger)
+                await answer(service, request, logger: logger, bodyReadSeconds: bodyReadSeconds)
             }
             if method == "POST" { router.post(RouterPath(path), use: handler) } else { router.get(RouterPath(path), use: handler) }
         }
@@ -72,7 +76,8 @@ public enum SyncServer {
     /// Hands one request to ``SyncService/handle(method:target:header:body:)``
     /// (reading the body, bounded) and sends its signed answer, compressed
     /// when worth it.
-    static func answer(_ service: SyncService, _ request: Request, logger: Logger) async -> Response {
+    static func answer(_ service: SyncService, _ request: Request, logger: Logger,
+                       bodyReadSeconds: Int = Limits.requestBodyReadSecondsMax) async -> Response {
         var body = Data()
         var early: LinliError?
         if request.method == .post {
@@ -83,7 +88,7 @@ public enum SyncServer {
                 early = LinliError(.storage, "the server could not check the request", hint: "nothing is lost; try again later")
             }
             if early == nil {
-                do { body = try await readBody(request) } catch let error as LinliError { early = error } catch {
+                do { body = try await readBody(request, seconds: bodyReadSeconds) } catch let error as LinliError { early = error } catch {
                     early = LinliError(.malformed, "the request body could not be read", hint: "nothing is lost; the device sends it again")
                 }
             }
@@ -129,9 +134,9 @@ public enum SyncServer {
     }
 
     /// Reads a request body, at most ``Limits/requestBodyBytesMax`` bytes and
-    /// for at most ``Limits/requestBodyReadSecondsMax``: a client that
-    /// trickles its body is cut off.
-    static func readBody(_ request: Request) async throws -> Data {
+    /// for at most `seconds` (``Limits/requestBodyReadSecondsMax``): a client
+    /// that trickles its body is cut off.
+    static func readBody(_ request: Request, seconds: Int = Limits.requestBodyReadSecondsMax) async throws -> Data {
         let request = request
         do {
             return try await withThrowingTaskGroup(of: Data?.self) { group in
@@ -141,12 +146,12 @@ public enum SyncServer {
                     return Data(buffer.readableBytesView)
                 }
                 group.addTask {
-                    try await Task.sleep(for: .seconds(Limits.requestBodyReadSecondsMax))
+                    try await Task.sleep(for: .seconds(seconds))
                     return nil
                 }
                 defer { group.cancelAll() }
                 guard let first = try await group.next(), let body = first else {
-                    throw LinliError(.malformed, "the request body did not arrive within requestBodyReadSecondsMax (\(Limits.requestBodyReadSecondsMax) s)",
+                    throw LinliError(.malformed, "the request body did not arrive within \(seconds) s (body_read_seconds; requestBodyReadSecondsMax is \(Limits.requestBodyReadSecondsMax))",
                                      hint: "nothing is lost; the device sends it again on a better connection")
                 }
                 return body

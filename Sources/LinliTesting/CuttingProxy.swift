@@ -192,4 +192,42 @@ extension CuttingProxy {
         }
         return answer.isEmpty ? nil : String(decoding: answer, as: UTF8.self)
     }
+
+    /// Sends `head`, then one byte of filler every `interval` seconds (none
+    /// when `interval` is nil), until the server answers or closes the
+    /// connection or `seconds` pass. Returns what the server sent and how
+    /// many seconds after the head the connection ended (nil: still open).
+    /// For the server's read and idle timeouts.
+    public static func trickle(port: Int, head: Data, interval: Double?, seconds: Double) -> (answer: String, closedAfter: Double?) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return ("", nil) }
+        defer { _ = Glibc.close(fd) }
+        var address = loopback(port: UInt16(port))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return ("", nil) }
+        if !head.isEmpty {
+            guard head.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == head.count else { return ("", 0) }
+        }
+        let start = Date()
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var nextByte = interval.map { start.addingTimeInterval($0) }
+        while Date().timeIntervalSince(start) < seconds {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&poller, 1, 100) > 0 {
+                let received = recv(fd, &buffer, buffer.count, 0)
+                if received <= 0 { return (String(decoding: answer, as: UTF8.self), Date().timeIntervalSince(start)) }
+                answer += buffer[0..<received]
+                continue
+            }
+            if let due = nextByte, Date() >= due, let interval {
+                var filler: UInt8 = 0x41
+                if send(fd, &filler, 1, Int32(MSG_NOSIGNAL)) != 1 { return (String(decoding: answer, as: UTF8.self), Date().timeIntervalSince(start)) }
+                nextByte = due.addingTimeInterval(interval)
+            }
+        }
+        return (String(decoding: answer, as: UTF8.self), nil)
+    }
 }

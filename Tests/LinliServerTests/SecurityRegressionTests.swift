@@ -27,12 +27,12 @@ import Testing
     let zhang = Fixtures.identity(92, user: "张伟")
 
     /// A server that knows li (inspector of G1) and zhang (staff).
-    func deployment() async throws -> RunningServer {
+    func deployment(settings: [String: String] = [:]) async throws -> RunningServer {
         let authorityStore = try ReplicaStore(path: nil, schema: Fixtures.schema, authority: rootKey.publicKey)
         try authorityStore.issueCertificate(as: authority, device: li.device, publicKey: li.key.publicKey, role: .inspector, grids: ["G1"])
         try authorityStore.issueCertificate(as: authority, device: zhang.device, publicKey: zhang.key.publicKey, role: .staff, grids: [])
         try authorityStore.issueCertificate(as: authority, device: Fixtures.server.device, publicKey: Fixtures.server.key.publicKey, role: .server, grids: [])
-        let server = try await RunningServer(authority: rootKey.publicKey)
+        let server = try await RunningServer(authority: rootKey.publicKey, settings: settings)
         let report = try await SyncClient(store: authorityStore, identity: authority, server: server.url).sync()
         #expect(report.accepted == 3 && report.refused.isEmpty, "\(report)")
         return server
@@ -77,6 +77,36 @@ import Testing
         #expect(padded == nil || padded?.hasPrefix("HTTP/1.1 4") == true, "\(padded ?? "")")
         #expect(padded?.hasPrefix("HTTP/1.1 401") != true, "the oversized header reached the signature check: \(padded ?? "")")
         #expect(await isAlive(server))
+    }
+
+    // MARK: - Connections that say nothing, and bodies that trickle
+
+    /// Finding 4's connections stayed open for ever. With the timeouts set
+    /// short (an operator may shorten them; the defaults are the limits), a
+    /// silent connection is closed, and so is a push whose body trickles in
+    /// a byte at a time, often enough never to look idle.
+    @Test func anIdleConnectionAndATricklingBodyAreCutOff() async throws {
+        let server = try await deployment(settings: ["connection_idle_seconds": "2", "body_read_seconds": "3"])
+        let port = try #require(server.url.port)
+        let idle = CuttingProxy.trickle(port: port, head: Data(), interval: nil, seconds: 20)
+        let idleClosed = try #require(idle.closedAfter, "a connection that sent nothing was still open after 20 s")
+        #expect(idleClosed >= 1.5 && idleClosed < 10, "closed after \(idleClosed) s")
+
+        // An enrolled device's valid headers, then a byte every 0.5 s of a 1,000-byte body.
+        let signature = RequestSignature.sign(method: "POST", path: "/v1/push", body: Data(), device: li.device, key: li.key, time: Self.now,
+                                              nonce: String(repeating: "c", count: 32))
+        let head = Data((["POST /v1/push HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/x-protobuf", "Content-Length: 1000"]
+                         + signature.headers.map { "\($0.0): \($0.1)" } + ["", ""]).joined(separator: "\r\n").utf8)
+        let trickled = CuttingProxy.trickle(port: port, head: head, interval: 0.5, seconds: 30)
+        let trickleEnded = try #require(trickled.closedAfter, "a body trickling for 30 s was still being read: \(trickled.answer)")
+        #expect(trickleEnded >= 2.5 && trickleEnded < 15, "ended after \(trickleEnded) s")
+        #expect(trickled.answer.isEmpty || trickled.answer.hasPrefix("HTTP/1.1 4"), "\(trickled.answer)")
+        #expect(await isAlive(server))
+
+        // Out of range, the setting is refused with its name and range.
+        let refused = try Programs.run(RunningServer.executable, ["serve", "--authority", rootKey.publicKey.hex, "--connection-idle-seconds", "3600"])
+        #expect(refused.status != 0 && refused.error.contains("connection_idle_seconds takes whole seconds from 1 to \(Limits.connectionIdleSecondsMax)"),
+                "\(refused.error)")
     }
 
     // MARK: - A compression bomb in a pull answer
