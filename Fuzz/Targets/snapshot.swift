@@ -6,7 +6,7 @@
 //
 // Calls the checks ReplicaStore.adoptSnapshot makes on the manifest, in
 // LinliProtocol's SnapshotManifest: decoding, format, server device and
-// cursor; the file's size and hash; the signature against the server key
+// cursor; the file's size and hash; the server and the age; the signature against the server key
 // of Protocol/vectors/protocol/snapshot-manifest.json; the file's scopes.
 // Each check is run even when an earlier one refused, so each sees every
 // manifest that decodes. (The SQLite file itself is not fuzzed here.)
@@ -37,5 +37,29 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     do { try manifest.checkSignature(signature, key: server) } catch { precondition(error.code == .badSignature) }
     let held = (lines[3] ?? "").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
     do { try manifest.checkScopes(held) } catch { precondition(error.code == .outOfScope) }
+
+    // The server the device was enrolled with: its own, none known, another.
+    do { try manifest.checkServer(expected: manifest.serverDevice) } catch { preconditionFailure("its own server refused: \(error)") }
+    do { try manifest.checkServer(expected: nil) } catch { preconditionFailure("no expected server refused: \(error)") }
+    let other = DeviceID(bytes: Data(repeating: 0xA5, count: 16))!
+    do {
+        try manifest.checkServer(expected: other)
+        precondition(manifest.serverDevice == other)
+    } catch {
+        precondition(error.code == .notPermitted && manifest.serverDevice != other)
+    }
+    // The device's clock around the manifest's time and at the extremes:
+    // whatever is accepted lies within the drift ahead and the age behind.
+    let taken = manifest.wire.takenAtMs
+    let drift = Limits.clockDriftMillisecondsMax, ageMax = UInt64(Limits.snapshotAdoptAgeSecondsMax) * 1000
+    for now in [taken, taken &+ ageMax, taken &+ ageMax &+ 1, taken &- drift, taken &- drift &- 1, 0, UInt64.max] {
+        do {
+            try manifest.checkAge(now: now)
+            precondition(taken <= now || taken - now <= drift, "accepted a snapshot from \(taken - now) ms ahead")
+            precondition(now <= taken || now - taken <= ageMax, "accepted a snapshot \(now - taken) ms old")
+        } catch {
+            precondition(error.code == .staleRequest)
+        }
+    }
     return 0
 }
