@@ -14,11 +14,15 @@ struct AuthorityCommand: ParsableCommand {
             abstract: "Create the authority key (sealed with a passphrase) and print the public key every replica is configured with.")
         @OptionGroup var options: AuthorityOptions
         @Option(help: "The administrator's name, recorded in the trust records.") var administrator = "administrator"
-        @Option(help: "The sync server's address, written into enrolment bundles.") var server = "https://127.0.0.1:8443"
+        @Option(help: "The sync server's address as devices will reach it, e.g. https://linli.example.gov.cn: written into every enrolment bundle (a device can change it later with `linli server URL`).")
+        var server: String
         @Option(help: "Argon2id strength for the sealed key: moderate (256 MiB) or interactive (64 MiB).") var kdf = "moderate"
 
         func validate() throws {
             guard ["moderate", "interactive"].contains(kdf) else { throw ValidationError("--kdf takes moderate or interactive") }
+            guard let url = URL(string: server), url.scheme == "https" || url.scheme == "http", !(url.host ?? "").isEmpty else {
+                throw ValidationError("--server takes the address devices will reach the server at, https://HOST[:PORT], not \(server)")
+            }
         }
 
         func run() throws {

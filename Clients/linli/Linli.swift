@@ -21,7 +21,7 @@ struct Linli: AsyncParsableCommand {
             """,
         subcommands: [
             Init.self, Enrol.self, Tables.self, SchemaCommand.self, Add.self, Edit.self, Delete.self, Show.self, Find.self, List.self,
-            RentalCommand.self, VolunteerCommand.self, Pending.self, Verify.self, Status.self, Sync.self, KeyCommand.self,
+            RentalCommand.self, VolunteerCommand.self, Pending.self, Verify.self, Status.self, Sync.self, ServerCommand.self, KeyCommand.self,
         ])
 }
 
@@ -514,6 +514,31 @@ struct Status: AsyncParsableCommand {
             }
             if settings.role != Role.kiosk.rawValue { print("kiosk submissions to verify: \(status.pending.count)") }
             print("records: " + status.counts.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+    }
+}
+
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Show the server this device syncs with, or change it (服务器地址).",
+        discussion: "`linli server` prints the address; `linli server https://linli.example.gov.cn` remembers a new one (no PIN needed, nothing is sent).")
+    @OptionGroup var device: DeviceOptions
+    @Argument(help: "The new address, https://HOST[:PORT].") var url: String?
+    @Option(help: "A PEM file to trust the server's TLS certificate with, remembered too.") var caFile: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await guarded(program) {
+            let opened = try device.open().pointing(to: url, certificateAuthorityFile: caFile)
+            let settings = opened.settings
+            if json {
+                var object: [String: Any] = ["server": settings.server]
+                if let ca = settings.certificateAuthorityFile { object["ca_file"] = ca }
+                printJSON(object)
+            } else {
+                print("服务器 server: \(settings.server)\(settings.certificateAuthorityFile.map { "  (TLS: \($0))" } ?? "")")
+            }
         }
     }
 }

@@ -272,10 +272,22 @@ public final class FieldDevice: Sendable {
     }
 
     /// Changes the server address (and its certificate authority file).
+    /// Refuses what cannot be a server's address before it is remembered.
+    public static func checkServerAddress(_ text: String) throws(LinliError) {
+        guard let url = URL(string: text), url.scheme == "https" || url.scheme == "http", let host = url.host, !host.isEmpty,
+              url.query == nil, url.user == nil else {
+            throw LinliError(.invalidInput, "\(text) is not a server address",
+                             hint: "give it as https://HOST or https://HOST:PORT, e.g. https://linli.example.gov.cn")
+        }
+    }
+
     public func pointing(to server: String?, certificateAuthorityFile: String?) throws -> FieldDevice {
         guard server != nil || certificateAuthorityFile != nil else { return self }
         var changed = settings
-        if let server { changed.server = server }
+        if let server {
+            try Self.checkServerAddress(server)
+            changed.server = server
+        }
         if let certificateAuthorityFile { changed.certificateAuthorityFile = certificateAuthorityFile }
         try Self.write(changed, folder: folder)
         return try FieldDevice(folder: folder, settings: changed)

@@ -329,6 +329,11 @@ public final class SyncClient: Sendable {
             // the snapshot limit (4 GiB) before collect's bound refuses it.
             decompression: .enabled(limit: .ratio(Limits.gzipExpansionRatioMax)))
         configuration.httpVersion = .http1Only
+        // A refused or failed connection fails this attempt at once: the
+        // client's own retries (attemptsMax, with backoff and a progress
+        // line each) decide what happens next, not hidden ones inside the
+        // pool that spend the whole connect timeout on a wrong address.
+        configuration.connectionPool.retryConnectionEstablishment = false
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let result = try await body(http)
@@ -490,7 +495,7 @@ public final class SyncClient: Sendable {
 
     static func unreachable(_ connection: ServerConnection, _ error: any Error) -> LinliError {
         LinliError(.unreachable, "the server at \(connection.url.absoluteString) \(whatBroke(error))",
-                   hint: "nothing is lost; sync again when the network is back")
+                   hint: "nothing is lost; sync again when the network is back. If \(connection.url.absoluteString) is not the server's address, set the right one (on a field device: `linli server URL`)")
     }
 
     /// What went wrong on the way, in words, not a library's type name.

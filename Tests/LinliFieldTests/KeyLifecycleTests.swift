@@ -104,7 +104,7 @@ import Testing
         try "2468\n".write(toFile: folder.path("pin"), atomically: true, encoding: .utf8)
         let admin = Programs.built("linli-admin")
         let auth = ["--dir", folder.path("authority"), "--passphrase-file", folder.path("pass")]
-        #expect(try Programs.run(admin, ["authority", "init"] + auth + ["--kdf", "interactive"]).status == 0)
+        #expect(try Programs.run(admin, ["authority", "init"] + auth + ["--kdf", "interactive", "--server", "https://linli.example.gov.cn"]).status == 0)
         #expect(try Programs.run(admin, ["grid", "add", "G1", "--dir", folder.path("authority")]).status == 0)
         let request = try Programs.run(admin, ["device", "request", "--out", folder.path("phone.req"), "--key", folder.path("phone.key"),
                                                "--pin-file", folder.path("pin"), "--label", "李明的终端", "--text"])
