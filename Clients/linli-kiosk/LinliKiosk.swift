@@ -211,8 +211,12 @@ struct Run: AsyncParsableCommand {
                 while Date() < closes {
                     attempt += 1
                     do {
-                        let report = try await opened.sync(identity: identity) { progress in
-                            if progress.phase == .retry || progress.phase == .snapshot { logger.write("\(progress.phase.rawValue): \(progress.message)") }
+                        // The window's end bounds the sync too, and the
+                        // waits between attempts are this loop's (--retry-seconds).
+                        let report = try await Self.before(closes) {
+                            try await opened.sync(identity: identity, attemptsMax: 2) { progress in
+                                if progress.phase == .retry || progress.phase == .snapshot { logger.write("\(progress.phase.rawValue): \(progress.message)") }
+                            }
                         }
                         logger.write("synced: sent \(report.pushed) (accepted \(report.accepted), refused \(report.refused.count)), received \(report.pulled), retries \(report.retries)\(report.bootstrapped ? ", from a snapshot" : "")")
                         for refusal in report.refused { logger.write("refused: \(refusal)") }
@@ -223,6 +227,7 @@ struct Run: AsyncParsableCommand {
                         let jittered = Double.random(in: wait / 2...wait)
                         logger.write("sync failed (attempt \(attempt)): \(error.code.rawValue): \(error.message); next try in \(Int(jittered)) s")
                         if error.code != .unreachable && error.code != .unavailable && error.code != .storage { break }
+                        if Date() >= closes { break }
                         if Date().addingTimeInterval(jittered) >= closes { break }
                         try await Task.sleep(nanoseconds: UInt64(jittered * 1e9))
                     }
@@ -235,6 +240,24 @@ struct Run: AsyncParsableCommand {
                 // Past this window's end before choosing the next.
                 try await sleep(until: closes.addingTimeInterval(1))
             }
+        }
+    }
+
+    /// Runs `body`, cancelled at `deadline`: then throws `unavailable`
+    /// (nothing is lost; what was not sent waits for the next window).
+    static func before<T: Sendable>(_ deadline: Date, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                let seconds = deadline.timeIntervalSinceNow
+                if seconds > 0 { try await Task.sleep(nanoseconds: UInt64(seconds * 1e9)) }
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw LinliError(.unavailable, "the window closed during the sync", hint: "nothing is lost; it goes on in the next window")
+            }
+            return value
         }
     }
 
