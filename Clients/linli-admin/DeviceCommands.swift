@@ -62,6 +62,7 @@ struct DeviceCommand: ParsableCommand {
         @Option(help: "The server address in the bundle (default: the authority's).") var server: String?
         @Option(help: "The person the device is issued to, e.g. 李明: shown by `device list`, and `device revoke` finds the device by it.")
         var user: String?
+        @Flag(help: "Overwrite the --out file if it exists.") var force = false
 
         func run() throws {
             try guarded {
@@ -84,15 +85,35 @@ struct DeviceCommand: ParsableCommand {
                 if role != .inspector, role != .kiosk, !grids.isEmpty {
                     throw LinliError(.invalidInput, "only inspectors (the grids they cover) and kiosks (the grids they serve) are enrolled for grids; a \(role.rawValue) is not")
                 }
+                if FileManager.default.fileExists(atPath: out), !force {
+                    throw LinliError(.invalidInput, "\(out) already exists; refusing to overwrite it", hint: "give another --out, or add --force")
+                }
                 let (store, identity, settings) = try options.open()
-                try store.issueCertificate(as: identity, device: device, publicKey: key, role: role, grids: Set(grids), label: parsed.label)
+                // The same request twice is one enrolment; the same device
+                // with another key or role is a rotation or a mistake.
+                let earlier = try store.certificates().filter { $0.device == device }.max { $0.validFromSeq < $1.validFromSeq }
+                var again = false
+                if let earlier {
+                    guard earlier.publicKey == key else {
+                        throw LinliError(.invalidInput, "device \(device.hex) is already enrolled with another key",
+                                         hint: "to give it a new key, make a rotation request on the device (`linli key rotate`) and use `linli-admin device rotate`")
+                    }
+                    guard earlier.role == role, earlier.grids == Set(grids) else {
+                        let was = earlier.grids.isEmpty ? "" : " for " + earlier.grids.sorted().joined(separator: ", ")
+                        throw LinliError(.invalidInput, "device \(device.hex) is already enrolled as \(earlier.role.rawValue)\(was); a second certificate would contradict the first",
+                                         hint: "write its bundle again with the same --role and --grid, or revoke it and enrol a new device")
+                    }
+                    again = true
+                } else {
+                    try store.issueCertificate(as: identity, device: device, publicKey: key, role: role, grids: Set(grids), label: parsed.label)
+                }
                 if let user { try options.setUser(user, of: device) }
                 let records = try store.changeSets(scopes: [.system]).map(\.envelope)
                 let bundle = EnrolmentBundle(authorityPublicKey: PublicKey(hex: settings.rootPublicKey)!, device: device, role: role,
                                              grids: grids.sorted(), server: server ?? settings.server, trustRecords: records)
                 try AtomicFile.write(bundle.encoded(), to: out)
-                emit(options.json, ["device": device.hex, "role": role.rawValue, "grids": grids.sorted(), "bundle": out],
-                     text: "device \(device.hex) enrolled as \(role.rawValue)\(grids.isEmpty ? "" : " for " + grids.sorted().joined(separator: ", ")); bundle written to \(out)")
+                emit(options.json, ["device": device.hex, "role": role.rawValue, "grids": grids.sorted(), "bundle": out, "already_enrolled": again],
+                     text: "device \(device.hex) \(again ? "was already enrolled" : "enrolled") as \(role.rawValue)\(grids.isEmpty ? "" : " for " + grids.sorted().joined(separator: ", ")); bundle written to \(out)")
             }
         }
     }

@@ -101,6 +101,8 @@ public final class DeskWeb: Sendable {
 
     /// Adds the desk's routes to `router`.
     public func mount(on router: Router<BasicRequestContext>) {
+        // Someone who types the server's address into a browser finds the desk.
+        router.get("/") { _, _ in self.redirect("/desk") }
         router.get("/desk") { request, _ in await self.handle(request) { try await self.loginPage(request) } }
         router.post("/desk/login") { request, _ in await self.handle(request) { try await self.login(request) } }
         router.post("/desk/logout") { request, _ in await self.handle(request) { try await self.logout(request) } }

@@ -36,7 +36,7 @@ struct Admin {
     }
 
     func initAuthority() throws -> String {
-        let created = try json(["authority", "init", "--dir", dir, "--passphrase-file", passFile, "--kdf", "interactive"])
+        let created = try json(["authority", "init", "--dir", dir, "--passphrase-file", passFile, "--kdf", "interactive", "--server", "https://127.0.0.1:8443"])
         try run(["grid", "add", "G1", "--dir", dir, "--label", "幸福社区第一网格"])
         try run(["grid", "add", "G2", "--dir", dir])
         return created["authority_public_key"] as? String ?? ""
@@ -122,11 +122,37 @@ struct Admin {
         let badRole = try admin.enroll(request, role: "mayor", grids: [], out: "m.bundle")
         #expect(badRole.status != 0 && badRole.error.contains("unknown role"))
 
-        let twice = try admin.run(["authority", "init", "--dir", admin.dir, "--passphrase-file", admin.passFile])
+        let twice = try admin.run(["authority", "init", "--dir", admin.dir, "--passphrase-file", admin.passFile, "--server", "https://127.0.0.1:8443"])
         #expect(twice.status != 0 && twice.error.contains("already holds an authority"))
 
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: admin.folder.url.path).filter { $0.hasSuffix(".tmp") }
         #expect(leftovers.isEmpty)
+    }
+
+    @Test func theSameRequestTwiceIsOneEnrolmentAndNoBundleIsOverwritten() throws {
+        let admin = try Admin()
+        _ = try admin.initAuthority()
+        let request = try admin.request("li")
+        #expect(try admin.enroll(request, role: "inspector", grids: ["G1"], out: "li.bundle").status == 0)
+        let first = try Data(contentsOf: URL(fileURLWithPath: admin.folder.path("li.bundle")))
+
+        // The bundle is not overwritten without --force.
+        let over = try admin.enroll(request, role: "inspector", grids: ["G1"], out: "li.bundle")
+        #expect(over.status != 0 && over.error.contains("already exists") && over.error.contains("--force"), "\(over.error)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: admin.folder.path("li.bundle"))) == first)
+
+        // The same request again: no second certificate, the bundle written again.
+        let again = try admin.run(["device", "enroll", request, "--dir", admin.dir, "--passphrase-file", admin.passFile,
+                                   "--role", "inspector", "--grid", "G1", "--out", "li.bundle", "--force", "--json"])
+        #expect(again.status == 0, "\(again.error)")
+        #expect((try again.json() as? [String: Any])?["already_enrolled"] as? Bool == true, "\(again.output)")
+        let listed = try admin.json(["device", "list", "--dir", admin.dir, "--passphrase-file", admin.passFile])
+        #expect((listed["devices"] as? [[String: Any]])?.count == 1, "\(listed)")
+
+        // The same device for another role is a contradiction, refused.
+        let kiosk = try admin.enroll(request, role: "kiosk", grids: ["G1"], out: "kiosk.bundle")
+        #expect(kiosk.status != 0 && kiosk.error.contains("already enrolled as inspector for G1"), "\(kiosk.error)")
+        #expect(!FileManager.default.fileExists(atPath: admin.folder.path("kiosk.bundle")))
     }
 
     @Test func wrongPassphrasesAreLimitedBeforeADelay() throws {

@@ -212,6 +212,10 @@ import Testing
         let desk = try await Desk.make()
         let district = desk.district
 
+        // The server's bare address leads to the desk.
+        let root = try await Plain.send("GET", desk.url + "/")
+        #expect(root.status == 303 && root.location == "/desk", "\(root.status) \(root.headers)")
+
         // A wrong password: 401, one message for a wrong name or password, no session.
         for (user, password) in [(Self.staff, "wrong password"), ("无此人", Self.password)] {
             let refused = try await Plain.login(desk.url, user: user, password: password)
