@@ -45,7 +45,7 @@ struct AuthorityOptions: ParsableArguments {
 
     func settings() throws -> AuthoritySettings {
         guard let data = FileManager.default.contents(atPath: settingsPath) else {
-            throw LinliError(.notFound, "there is no authority in \(directory)", hint: "run `linli-admin authority init --dir \(directory)` first")
+            throw LinliError(.notFound, "there is no authority in \(directory)", hint: "run `linli-admin authority init --dir \(directory) --server https://HOST` first")
         }
         do { return try JSONDecoder().decode(AuthoritySettings.self, from: data) } catch {
             throw LinliError(.damagedFile, "\(settingsPath) is damaged: \(error)")
