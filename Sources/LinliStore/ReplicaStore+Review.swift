@@ -22,8 +22,13 @@ extension ReplicaStore {
         try reviewQueue(scopes: scopes, filter: filter, kinds: filter.kind.map { [$0] } ?? Set(ReviewKind.allCases), invariants: invariants)
     }
 
+    /// The shortest start of an item id taken for the item: its kind's
+    /// letter and three more characters.
+    static let itemPrefixCharactersMin = 4
+
     /// One open item with its field's history, or nil when it is settled
-    /// (or never was). Only the kind its id names is looked for.
+    /// (or never was). Only the kind its id names is looked for; a unique
+    /// start of an id (at least itemPrefixCharactersMin characters) names it too.
     public func reviewItem(_ id: String, scopes: Set<Scope>? = nil, invariants: [Invariant] = Invariant.community) throws -> ReviewItem? {
         let kinds: Set<ReviewKind> = switch id.first {
         case "c": [.conflict, .deleteVersusEdit]
@@ -31,8 +36,18 @@ extension ReplicaStore {
         case "i": [.invariant]
         default: []
         }
-        guard var item = try reviewQueue(scopes: scopes, filter: ReviewFilter(), kinds: kinds, invariants: invariants)
-            .first(where: { $0.id == id }) else { return nil }
+        let open = try reviewQueue(scopes: scopes, filter: ReviewFilter(), kinds: kinds, invariants: invariants)
+        // A unique start of an id names the item, as record ids do.
+        var found = open.first { $0.id == id }
+        if found == nil, id.count >= Self.itemPrefixCharactersMin {
+            let matches = open.filter { $0.id.hasPrefix(id) }
+            if matches.count > 1 {
+                throw LinliError(.invalidInput, "\(matches.count) open items start with \(id): \(matches.prefix(5).map(\.id).joined(separator: ", "))\(matches.count > 5 ? ", …" : "")",
+                                 hint: "give more of the id")
+            }
+            found = matches.first
+        }
+        guard var item = found else { return nil }
         if let table = item.table, let rowHex = item.row, let row = RowID(hex: rowHex), let field = item.field,
            let scope = Scope(item.scope) {
             item.history = try fieldHistory(table: table, row: row, field: field, scope: scope)

@@ -620,6 +620,9 @@ struct ReviewWorld {
         #expect(queue.count == 1)
         let item = try #require(queue.first)
         #expect(item.kind == .refused && item.scope == "grid:G2" && item.grid == "G2")
+        // A unique start of its id names it; three characters are too few to mean anything.
+        #expect(try server.reviewItem(String(item.id.prefix(6)))?.id == item.id)
+        #expect(try server.reviewItem(String(item.id.prefix(3))) == nil)
         #expect(item.table == "person" && item.row == outside.hex)
         let refusal = try #require(item.refusal)
         #expect(refusal.code == "out_of_scope" && refusal.message.contains("G2"))
