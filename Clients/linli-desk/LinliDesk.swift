@@ -67,8 +67,10 @@ struct FilterOptions: ParsableArguments {
     @Option(help: "Only this field.") var field: String?
     @Option(help: "Only items older than this: 90s, 30m, 2h or 3d.") var olderThan: String?
 
-    func filter() throws -> ReviewFilter {
-        var filter = ReviewFilter(grid: grid, table: table, field: field)
+    func filter(schema: Schema, grids: Set<String>) throws -> ReviewFilter {
+        let names = try schema.resolveNames(table: table, field: field)
+        try Self.check(grid: grid, among: grids)
+        var filter = ReviewFilter(grid: grid, table: names.table, field: names.field)
         if let kind {
             guard let parsed = ReviewKind(rawValue: kind) else {
                 throw LinliError(.invalidInput, "unknown kind \(kind); use \(ReviewKind.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -77,6 +79,13 @@ struct FilterOptions: ParsableArguments {
         }
         if let olderThan { filter.olderThanSeconds = try Self.seconds(olderThan) }
         return filter
+    }
+
+    /// A grid no certificate names is a typo, not an empty queue.
+    static func check(grid: String?, among grids: Set<String>) throws {
+        guard let grid, !grids.contains(grid) else { return }
+        throw LinliError(.invalidInput, "no device is enrolled for grid \(grid)",
+                         hint: Suggestion.closest(to: grid, among: grids.sorted()).map { "did you mean \($0)?" } ?? "the grids are \(grids.sorted().joined(separator: ", "))")
     }
 
     static func seconds(_ text: String) throws -> UInt64 {
@@ -115,6 +124,11 @@ struct Desk {
             connection.url = url
         }
         return Desk(device: device, client: SyncClient(store: try device.store(), identity: identity, connection: connection))
+    }
+
+    /// Every grid a certificate this desk holds names: the district's grids.
+    func grids() throws -> Set<String> {
+        Set(try client.store.certificates().flatMap(\.grids))
     }
 
     /// Signs the resolutions, keeps them in the outbox and sends them;
@@ -185,8 +199,8 @@ struct Queue: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded(program) {
-            let filter = try self.filter.filter()
             let desk = try Desk.open(device)
+            let filter = try self.filter.filter(schema: desk.client.store.schema, grids: try desk.grids())
             let items = try await desk.client.reviewQueue(filter)
             if json {
                 printJSON(try items.map(itemJSON))
@@ -371,7 +385,9 @@ struct Bulk: AsyncParsableCommand {
         try await guarded(program) {
             guard rule == "newest" else { throw LinliError(.invalidInput, "unknown rule \(rule); the rule is newest") }
             let desk = try Desk.open(device)
-            let items = try await desk.client.reviewQueue(ReviewFilter(grid: grid, table: table, kind: .conflict, field: field))
+            let names = try desk.client.store.schema.resolveNames(table: table, field: field)
+            try FilterOptions.check(grid: grid, among: try desk.grids())
+            let items = try await desk.client.reviewQueue(ReviewFilter(grid: grid, table: names.table, kind: .conflict, field: names.field))
             let preview = items.map { item -> (ReviewItem, ReviewValue) in
                 (item, item.newestValue!)
             }

@@ -137,6 +137,16 @@ struct DeskCommandLineTests {
         for (name, id) in [("周一", "11010519491231002X"), ("吴二", "110105194912310046"), ("郑三", "110105194912310062")] {
             people.append(try Self.makeConflict(district, name: name, idNumber: id))
         }
+        // Typos are named, with what was meant, not answered with "0 conflicts".
+        let typo = try Self.desk(district, ["bulk", "--grid", "G1", "--table", "persn", "--field", "phone"])
+        #expect(typo.status != 0 && typo.error.contains("no table persn") && typo.error.contains("did you mean person?"), "\(typo.error)")
+        let fieldTypo = try Self.desk(district, ["bulk", "--grid", "G1", "--table", "person", "--field", "phne"])
+        #expect(fieldTypo.status != 0 && fieldTypo.error.contains("did you mean phone?"), "\(fieldTypo.error)")
+        let gridTypo = try Self.desk(district, ["queue", "--grid", "G9"])
+        #expect(gridTypo.status != 0 && gridTypo.error.contains("grid G9"), "\(gridTypo.error)")
+        // A Chinese label names its table.
+        let byLabel = try Self.desk(district, ["queue", "--table", "人口", "--json"])
+        #expect(byLabel.status == 0, "\(byLabel.error)")
         let preview = try Self.desk(district, ["bulk", "--grid", "G1", "--table", "person", "--field", "phone"])
         #expect(preview.status == 0, "\(preview.error)")
         #expect(preview.output.contains("3 conflicts of person.phone"))
