@@ -299,6 +299,13 @@ public final class FieldDevice: Sendable {
     /// last page kept.
     public func sync(identity: DeviceIdentity, previousKeys: [SigningKey] = [], attemptsMax: Int = 8,
                      progress: @escaping @Sendable (SyncProgress) -> Void = { _ in }) async throws -> SyncReport {
+        let lock = try SyncLock(folder: folder)
+        defer { lock.release() }
+        return try await syncHoldingTheLock(identity: identity, previousKeys: previousKeys, attemptsMax: attemptsMax, progress: progress)
+    }
+
+    private func syncHoldingTheLock(identity: DeviceIdentity, previousKeys: [SigningKey], attemptsMax: Int,
+                                    progress: @escaping @Sendable (SyncProgress) -> Void) async throws -> SyncReport {
         let connection = try connection
         var bootstrapped = false
         if !hasReplica {
@@ -323,4 +330,31 @@ public final class FieldDevice: Sendable {
     /// The name under which this device's server cursor and
     /// acknowledgements are kept.
     public var peerName: String { SyncClient.cursorName(URL(string: settings.server) ?? URL(fileURLWithPath: "/")) }
+}
+
+/// One sync at a time per device folder: an advisory lock on `sync.lock`
+/// (flock), let go when the process ends however it ends. A second sync
+/// is told that one is running instead of racing the first.
+struct SyncLock {
+    let descriptor: Int32
+
+    init(folder: String) throws {
+        let path = (folder as NSString).appendingPathComponent("sync.lock")
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw LinliError(.storage, "cannot open \(path): \(String(cString: strerror(errno)))", hint: "check the device folder's permissions")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            close(descriptor)
+            throw code == EWOULDBLOCK
+                ? LinliError(.unavailable, "another sync of this device is running", hint: "wait for it to finish; nothing is lost")
+                : LinliError(.storage, "cannot lock \(path): \(String(cString: strerror(code)))", hint: "check the device folder's permissions")
+        }
+    }
+
+    func release() {
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+    }
 }

@@ -45,6 +45,16 @@ import Testing
 
         // Set right, the next sync goes through.
         #expect(try district.run("li", ["server", district.url]).status == 0)
+
+        // While another sync of the device runs (it holds the folder's
+        // sync lock), a second one says so and does nothing.
+        let lock = open(district.folder.path("li/sync.lock"), O_RDWR | O_CREAT, 0o600)
+        #expect(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0)
+        let second = try district.run("li", ["sync", "--quiet"])
+        #expect(second.status != 0 && second.error.contains("another sync of this device is running"), "\(second.error)")
+        flock(lock, LOCK_UN)
+        _ = Glibc.close(lock)
+
         let report = try district.sync("li")
         #expect(report["in_step"] as? Bool == true, "\(report)")
     }
