@@ -67,10 +67,10 @@ struct FilterOptions: ParsableArguments {
     @Option(help: "Only this field.") var field: String?
     @Option(help: "Only items older than this: 90s, 30m, 2h or 3d.") var olderThan: String?
 
-    func filter(schema: Schema, grids: Set<String>) throws -> ReviewFilter {
-        let names = try schema.resolveNames(table: table, field: field)
-        try Self.check(grid: grid, among: grids)
-        var filter = ReviewFilter(grid: grid, table: names.table, field: names.field)
+    /// The filter as typed: kind and age are checked here, before anything
+    /// is opened; ``named(_:schema:grids:)`` checks the names afterwards.
+    func filter() throws -> ReviewFilter {
+        var filter = ReviewFilter(grid: grid, table: table, field: field)
         if let kind {
             guard let parsed = ReviewKind(rawValue: kind) else {
                 throw LinliError(.invalidInput, "unknown kind \(kind); use \(ReviewKind.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -78,6 +78,18 @@ struct FilterOptions: ParsableArguments {
             filter.kind = parsed
         }
         if let olderThan { filter.olderThanSeconds = try Self.seconds(olderThan) }
+        return filter
+    }
+
+    /// `filter` with its table and field checked against the desk's schema
+    /// (a Chinese label names its table or field) and its grid against the
+    /// grids the desk's certificates name.
+    static func named(_ filter: ReviewFilter, schema: Schema, grids: Set<String>) throws -> ReviewFilter {
+        var filter = filter
+        let names = try schema.resolveNames(table: filter.table, field: filter.field)
+        try check(grid: filter.grid, among: grids)
+        filter.table = names.table
+        filter.field = names.field
         return filter
     }
 
@@ -199,8 +211,9 @@ struct Queue: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded(program) {
+            let typed = try self.filter.filter()
             let desk = try Desk.open(device)
-            let filter = try self.filter.filter(schema: desk.client.store.schema, grids: try desk.grids())
+            let filter = try FilterOptions.named(typed, schema: desk.client.store.schema, grids: try desk.grids())
             let items = try await desk.client.reviewQueue(filter)
             if json {
                 printJSON(try items.map(itemJSON))
