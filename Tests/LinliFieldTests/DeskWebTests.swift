@@ -229,6 +229,7 @@ import Testing
         // 4 s, long enough that even a busy machine sends the next try
         // inside it: then even the right password waits.
         var counted = 1
+        var lastFailure = ContinuousClock.now
         while counted < 5 {
             let wrong = try await Plain.login(desk.url, user: Self.staff, password: "wrong again \(counted)")
             if wrong.status == 429 {
@@ -240,10 +241,18 @@ import Testing
             }
             #expect(wrong.status == 401, "\(wrong.status)")
             counted += 1
+            lastFailure = ContinuousClock.now
         }
         let throttled = try await Plain.login(desk.url, user: Self.staff, password: Self.password)
-        #expect(throttled.status == 429 && throttled.body.contains("Too many failed logins"), "\(throttled.status)")
-        #expect(!throttled.setCookies.contains { $0.hasPrefix("linli_desk=") && !$0.hasPrefix("linli_desk=;") })
+        // Answered within 3.5 s of the fifth failure, the try fell inside
+        // its 4 s wait. A machine so busy that it took longer has let the
+        // wait pass, and then the right password rightly logs in.
+        if ContinuousClock.now - lastFailure < .milliseconds(3_500) {
+            #expect(throttled.status == 429 && throttled.body.contains("Too many failed logins"), "\(throttled.status)")
+            #expect(!throttled.setCookies.contains { $0.hasPrefix("linli_desk=") && !$0.hasPrefix("linli_desk=;") })
+        } else {
+            #expect(throttled.status == 429 || throttled.status == 303, "\(throttled.status)")
+        }
         let waitSeconds = UInt64(throttled.headers["retry-after"] ?? "") ?? 4
         #expect((1...4).contains(waitSeconds), "Retry-After \(throttled.headers["retry-after"] ?? "none")")
         try await Task.sleep(nanoseconds: waitSeconds * 1_000_000_000 + 200_000_000)
