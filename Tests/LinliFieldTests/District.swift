@@ -53,7 +53,7 @@ final class District: @unchecked Sendable {
         server.standardOutput = log
         server.standardError = log
         try server.run()
-        for _ in 0..<100 {
+        for _ in 0..<600 { // up to 60 s: a loaded machine starts it slowly
             if CuttingProxy.canConnect(port: port) { return }
             try await Task.sleep(nanoseconds: 100_000_000)
         }

@@ -57,7 +57,7 @@ final class RunningServer: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        for _ in 0..<100 {
+        for _ in 0..<600 { // up to 60 s: a loaded machine starts it slowly
             if let (_, response) = try? await URLSession.shared.data(from: url.appendingPathComponent("healthz")),
                (response as? HTTPURLResponse)?.statusCode == 200 { return }
             try await Task.sleep(nanoseconds: 100_000_000)
