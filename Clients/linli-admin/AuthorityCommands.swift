@@ -87,7 +87,7 @@ struct AuthorityCommand: ParsableCommand {
         func run() throws {
             try guarded {
                 let settings = try options.settings()
-                let store = try ReplicaStore(path: options.replicaPath, schema: AuthoritySettings.schema, authority: PublicKey(hex: settings.rootPublicKey))
+                let store = try options.replica(settings)
                 let records = try store.changeSets(scopes: [.system]).count
                 emit(options.json, ["root_public_key": settings.rootPublicKey, "current_public_key": settings.currentPublicKey,
                                     "authority_device": settings.device, "trust_change_sets": records, "rotations": settings.rotations],

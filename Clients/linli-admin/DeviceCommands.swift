@@ -205,7 +205,7 @@ struct DeviceCommand: ParsableCommand {
         func run() throws {
             try guarded {
                 let settings = try options.settings()
-                let store = try ReplicaStore(path: options.replicaPath, schema: AuthoritySettings.schema, authority: PublicKey(hex: settings.rootPublicKey))
+                let store = try options.replica(settings)
                 let deviceID = try DeviceCommand.resolve(device, among: try store.certificates(), users: try options.users())
                 try options.setUser(user, of: deviceID)
                 emit(options.json, ["device": deviceID.hex, "user": user], text: "device \(deviceID.hex) is issued to \(user)")
@@ -223,7 +223,7 @@ struct DeviceCommand: ParsableCommand {
         func run() async throws {
             try await guardedAsync {
                 let settings = try options.settings()
-                let store = try ReplicaStore(path: options.replicaPath, schema: AuthoritySettings.schema, authority: PublicKey(hex: settings.rootPublicKey))
+                let store = try options.replica(settings)
                 // One line per device: its newest certificate.
                 var newest: [DeviceID: IssuedCertificate] = [:]
                 var order: [DeviceID] = []

@@ -52,6 +52,12 @@ struct AuthorityOptions: ParsableArguments {
         }
     }
 
+    /// The authority's replica, read without the passphrase (for lists and
+    /// the administrator's own records).
+    func replica(_ settings: AuthoritySettings) throws -> ReplicaStore {
+        try ReplicaStore(path: replicaPath, schema: AuthoritySettings.schema, authority: PublicKey(hex: settings.rootPublicKey))
+    }
+
     /// The authority's replica and its identity, with the key unsealed.
     func open() throws -> (store: ReplicaStore, identity: DeviceIdentity, settings: AuthoritySettings) {
         let opened = try open(server: nil, caFile: nil)
