@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "LinliStore", targets: ["LinliStore"]),
         .library(name: "LinliServer", targets: ["LinliServer"]),
         .library(name: "LinliClient", targets: ["LinliClient"]),
+        .library(name: "LinliPostgres", targets: ["LinliPostgres"]),
         .executable(name: "linli-server", targets: ["linli-server"]),
         .executable(name: "linli-bench", targets: ["linli-bench"]),
         .executable(name: "linli-sim", targets: ["linli-sim"]),
@@ -40,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         // System libraries, found through pkg-config.
@@ -65,6 +67,19 @@ let package = Package(
                 "LinliCore", "LinliCrypto", "LinliProtocol", "CSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
+
+        // The server's store on PostgreSQL, for a city: several server
+        // processes share one database. Nothing below it imports it.
+        .target(
+            name: "LinliPostgres",
+            dependencies: [
+                "LinliCore", "LinliProtocol",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict),
 
@@ -215,6 +230,12 @@ let package = Package(
         .testTarget(
             name: "LinliAdminTests",
             dependencies: ["LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "LinliPostgresTests",
+            dependencies: ["LinliPostgres", "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliTesting",
+                           .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(
             name: "LinliStoreTests",

@@ -149,6 +149,21 @@ public enum Limits {
     /// SQLite memory-mapped I/O window, in bytes (256 MiB).
     public static let sqliteMmapBytesMax = 256 << 20
 
+    /// Connections one server process keeps open to PostgreSQL at most. A
+    /// city runs several processes on one database: their pools together
+    /// stay below the database's `max_connections`.
+    public static let postgresConnectionsMax = 16
+    /// Longest a server process waits for a PostgreSQL connection to open,
+    /// in seconds.
+    public static let postgresConnectSecondsMax = 10
+    /// Most log rows one statement inserts into PostgreSQL; a larger append
+    /// is sent in several statements of one transaction.
+    public static let postgresStatementRowsMax = 500
+    /// Most envelope bytes one statement carries to PostgreSQL (32 MiB), so
+    /// no message comes near PostgreSQL's limit of 1 GiB; a statement
+    /// always carries at least one change set.
+    public static let postgresStatementBytesMax = 32 << 20
+
     // MARK: Relations between limits, checked by the tests.
 
     // MARK: The conflict desk (the /desk web page)
@@ -201,6 +216,8 @@ public enum Limits {
             && deskResolutionsPerChangeSetMax * 2 <= rowsPerChangeSetMax
             && requestNoncesPerDeviceMax <= requestNoncesMax
             && deskLoginsInFlightPerAddressMax <= deskLoginsInFlightMax
+            && changeSetBytesMax <= postgresStatementBytesMax
+            && postgresStatementRowsMax > 0
     }
 
     // MARK: Hostile input: what one device or one client address may take
