@@ -9,11 +9,12 @@ import Logging
 import Metrics
 import Prometheus
 
-/// `linli-server serve`: the sync server on embedded SQLite.
+/// `linli-server serve`: the sync server on embedded SQLite; `backup` and
+/// `restore` of its store.
 @main
 struct LinliServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "linli-server", abstract: "The Linli sync server.", subcommands: [Serve.self])
+        commandName: "linli-server", abstract: "The Linli sync server.", subcommands: [Serve.self, Backup.self, Restore.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -110,14 +111,19 @@ struct Serve: AsyncParsableCommand {
         }
         let identity = ServerIdentity(device: deviceID, key: try SealedKeyFile.open(keyPath, passphrase: String(passphrase)))
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let lock: FolderLock
+        do { lock = try serverLock(data) } catch let error as LinliError { throw ValidationError("\(error.message); \(error.hint ?? "")") }
+        defer { lock.release() }
         let store = try ReplicaStore(path: (data as NSString).appendingPathComponent("server.sqlite"), schema: domain, authority: root)
         var logger = Logger(label: "linli-server")
         logger.logLevel = .info
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let service = SyncService(storage: store, identity: identity, snapshotFolder: (data as NSString).appendingPathComponent("snapshots"))
+        MetricsSystem.bootstrap(ServerMetrics.factory(registry))
+        let deskAccounts = self.deskAccounts ?? environment["LINLI_DESK_ACCOUNTS"] ?? file["desk_accounts"]
+        ServerMetrics.declare(desk: deskAccounts != nil)
+        let service = SyncService(storage: MeasuredStorage(store), identity: identity, snapshotFolder: (data as NSString).appendingPathComponent("snapshots"))
         let router = SyncServer.router(service, logger: logger, metrics: registry, bodyReadSeconds: bodySeconds)
-        if let accounts = deskAccounts ?? environment["LINLI_DESK_ACCOUNTS"] ?? file["desk_accounts"] {
+        if let accounts = deskAccounts {
             let secure = deskSecureCookies || ["1", "true", "yes"].contains((environment["LINLI_DESK_SECURE_COOKIES"] ?? file["desk_secure_cookies"] ?? "").lowercased())
             let trustProxy = deskTrustProxy || ["1", "true", "yes"].contains((environment["LINLI_DESK_TRUST_PROXY"] ?? file["desk_trust_proxy"] ?? "").lowercased())
             try DeskWeb(service: service, schema: store.schema, accountsPath: accounts, secureCookies: secure, trustProxy: trustProxy,

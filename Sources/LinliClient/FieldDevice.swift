@@ -336,25 +336,12 @@ public final class FieldDevice: Sendable {
 /// (flock), let go when the process ends however it ends. A second sync
 /// is told that one is running instead of racing the first.
 struct SyncLock {
-    let descriptor: Int32
+    let lock: FolderLock
 
     init(folder: String) throws {
-        let path = (folder as NSString).appendingPathComponent("sync.lock")
-        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw LinliError(.storage, "cannot open \(path): \(String(cString: strerror(errno)))", hint: "check the device folder's permissions")
-        }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            let code = errno
-            close(descriptor)
-            throw code == EWOULDBLOCK
-                ? LinliError(.unavailable, "another sync of this device is running", hint: "wait for it to finish; nothing is lost")
-                : LinliError(.storage, "cannot lock \(path): \(String(cString: strerror(code)))", hint: "check the device folder's permissions")
-        }
+        lock = try FolderLock(path: (folder as NSString).appendingPathComponent("sync.lock"),
+                              busy: LinliError(.unavailable, "another sync of this device is running", hint: "wait for it to finish; nothing is lost"))
     }
 
-    func release() {
-        flock(descriptor, LOCK_UN)
-        close(descriptor)
-    }
+    func release() { lock.release() }
 }

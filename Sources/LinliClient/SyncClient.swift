@@ -154,7 +154,7 @@ public final class SyncClient: Sendable {
             // A replica that knows no server's key yet (a new device whose
             // bundle predates the server's certificate) learns the trust
             // records first, so its first push's answer can be verified.
-            if try !store.knowsAServerKey() { try await learnTrust(http) }
+            if try !store.knowsAServerKey() { try await learnTrust(http, &report, progress) }
             try await push(http, &report, progress)
             report.milliseconds["push"] = elapsedMilliseconds(since: started)
             try await pull(http, &report, progress)
@@ -361,14 +361,14 @@ public final class SyncClient: Sendable {
     /// jitter on the ``retriedCodes``; the answer is verified before it
     /// is returned (PROTOCOL.md 1.4).
     func send(_ http: any SyncTransport, _ method: String, _ path: String, body: Data, report: inout SyncReport,
-              _ progress: @Sendable (SyncProgress) -> Void) async throws -> Answer {
+              verify: Bool = true, _ progress: @Sendable (SyncProgress) -> Void) async throws -> Answer {
         var attempt = 0
         var learnedTrust = false
         var keysTried = 1
         while true {
             attempt += 1
             do {
-                return try await sendOnce(http, method, path, body: body)
+                return try await sendOnce(http, method, path, body: body, verify: verify)
             } catch let error as LinliError where error.code == .badRequestSignature && keysTried < requestKeys.count {
                 // The server holds another of this device's keys as current.
                 keysTried += 1
@@ -379,11 +379,23 @@ public final class SyncClient: Sendable {
                 // The server's certificate has not reached this replica yet:
                 // fetch the trust records (they verify against the root alone).
                 learnedTrust = true
-                try await learnTrust(http)
+                try await learnTrust(http, &report, progress)
                 attempt -= 1
                 continue
             } catch let error as UnknownServerKey {
                 throw error.error
+            } catch let waiting as AskedToWait where Self.retriedCodes.contains(waiting.error.code) && attempt < attemptsMax {
+                // 503 with Retry-After: a process restarting, a database
+                // down. Its wait, and up to half of it again at random, so
+                // a district's devices do not all come back at once.
+                report.retries += 1
+                progress(SyncProgress(phase: .retry, done: attempt, cursor: report.cursor,
+                                      message: "\(waiting.error); the server asks to wait \(waiting.seconds) s, then trying again"))
+                let seconds = Double(waiting.seconds) * (1 + Double.random(in: 0...0.5))
+                try await pause(UInt64(seconds * 1e9))
+                continue
+            } catch let waiting as AskedToWait {
+                throw waiting.error
             } catch let error as LinliError where !Self.retriedCodes.contains(error.code) || attempt >= attemptsMax {
                 throw error
             } catch {
@@ -401,12 +413,40 @@ public final class SyncClient: Sendable {
         let error: LinliError
     }
 
+    /// A 503 answer with a `Retry-After` of `seconds` (at most
+    /// ``Limits/retryAfterSecondsMax``).
+    struct AskedToWait: Error {
+        let error: LinliError
+        let seconds: Int
+    }
+
+    /// The seconds of a `Retry-After` header, bounded; nil for none or for
+    /// an HTTP date, which a server of Linli does not send.
+    static func retryAfter(_ header: String?) -> Int? {
+        guard let header, let seconds = Int(header.trimmingCharacters(in: .whitespaces)), seconds >= 0 else { return nil }
+        return min(seconds, Limits.retryAfterSecondsMax)
+    }
+
     private func sendOnce(_ http: any SyncTransport, _ method: String, _ path: String, body: Data, verify: Bool = true) async throws -> Answer {
         // Signed afresh each attempt: a retried request gets a new nonce.
         let requestKey = requestKeys[requestKeyIndex.withLock { $0 }]
         let signature = RequestSignature.sign(method: method, path: path, body: body, device: identity.device, key: requestKey, time: clock())
         let exchanged = try await http.exchange(method: method, path: path, headers: signature.headers, body: body,
                                                 bytesMax: Limits.responseBytesMax)
+        do {
+            return try check(exchanged, method, path, body: body, signature: signature, verify: verify)
+        } catch let error as LinliError {
+            if exchanged.status == 503, let seconds = Self.retryAfter(exchanged.header("Retry-After")) {
+                throw AskedToWait(error: error, seconds: seconds)
+            }
+            throw error
+        }
+    }
+
+    /// Checks an answer: its size, its signature (bound to the request),
+    /// and its status.
+    private func check(_ exchanged: TransportAnswer, _ method: String, _ path: String, body: Data, signature: RequestSignature,
+                       verify: Bool) throws -> Answer {
         let status = exchanged.status
         let answer = exchanged.body
         guard status == 200 || answer.count <= Limits.errorAnswerBytesMax else {
@@ -447,10 +487,11 @@ public final class SyncClient: Sendable {
     /// Applies the server's trust records (`GET /v1/trust`). Each is a
     /// change set of the authority and verifies against the trust root
     /// alone, so the answer needs no server signature to be safe.
-    func learnTrust(_ http: any SyncTransport) async throws {
+    func learnTrust(_ http: any SyncTransport, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
         var after: UInt64 = 0
         for _ in 0..<Limits.trustPagesMax {
-            let answer = try await sendOnce(http, "GET", "/v1/trust?after=\(after)&limit=\(Limits.pullChangeSetsMax)", body: Data(), verify: false)
+            let answer = try await send(http, "GET", "/v1/trust?after=\(after)&limit=\(Limits.pullChangeSetsMax)", body: Data(),
+                                        report: &report, verify: false, progress)
             let page = try ServerAnswer.trust(answer.body)
             _ = try store.apply(page.changeSets.map { OfferedChangeSet(decoding: $0.envelope) }.filter {
                 $0.signed?.header.scope == .system

@@ -164,6 +164,27 @@ public enum Limits {
     /// always carries at least one change set.
     public static let postgresStatementBytesMax = 32 << 20
 
+    // MARK: Operations
+
+    /// What a 503 answer's `Retry-After` asks a device to wait, in seconds:
+    /// long enough for a restarted process or a database to come back,
+    /// short enough that a kiosk's night window is not wasted.
+    public static let retryAfterSeconds = 5
+    /// The longest `Retry-After` a device honours, in seconds; a larger one
+    /// (a proxy's, a damaged header) is taken as this.
+    public static let retryAfterSecondsMax = 60
+    /// Longest the readiness check (`GET /readyz`) waits for the store, in
+    /// seconds, before it says the process is not ready.
+    public static let readinessSecondsMax = 2
+    /// Most bytes of a `/proc` file the process metrics read (1 MiB: the
+    /// `intr` line of `/proc/stat` grows with the machine's interrupts).
+    public static let procFileBytesMax = 1 << 20
+
+    /// Longest a backup waits for a moment of the store's lock, in seconds.
+    public static let backupBusySecondsMax = 30
+    /// Most problems of SQLite's integrity check a refused backup names.
+    public static let backupProblemsShownMax = 10
+
     // MARK: Relations between limits, checked by the tests.
 
     // MARK: The conflict desk (the /desk web page)

@@ -23,11 +23,13 @@ import Prometheus
 /// | `GET /v1/snapshot` | none | a replica file of the device's scopes; the signed manifest in headers |
 /// | `GET /v1/desk/queue?grid=&table=&kind=&field=&older=` | none | JSON: the review queue (staff only) |
 /// | `GET /v1/desk/item/ID` | none | JSON: one item with its field's history (staff only) |
-/// | `GET /healthz` | none | `ok` |
-/// | `GET /metrics` | none | Prometheus text: pushes, pulls, refusals by reason, commit latency |
+/// | `GET /healthz` | none | `ok`: the process runs (liveness) |
+/// | `GET /readyz` | none | `ready`, or 503 while its store does not answer (readiness) |
+/// | `GET /metrics` | none | Prometheus text: pushes, pulls, refusals by reason, commit and store latency, the process |
 ///
 /// Errors answer with JSON `{"code", "message", "hint"}` and a status that
-/// fits the code (PROTOCOL.md). Every answer to a request whose signature
+/// fits the code (PROTOCOL.md); a 503 says in `Retry-After` how many
+/// seconds to wait (``Limits/retryAfterSeconds``). Every answer to a request whose signature
 /// headers can be read is signed by the server (PROTOCOL.md 1.4).
 public enum SyncServer {
     public static let protobuf = "application/x-protobuf"
@@ -42,13 +44,18 @@ public enum SyncServer {
         let router = Router()
         router.add(middleware: RequestLog(logger: logger))
         router.get("/healthz") { _, _ in "ok" }
+        router.get("/readyz") { _, _ -> Response in
+            await readiness(service.storage)
+        }
         if let metrics {
+            let process = ProcessMetrics(registry: metrics)
             router.get("/metrics") { request, _ -> Response in
                 // The router also matches `/metrics/` and other spellings;
                 // only the exact path the proxy's rule guards is served.
                 guard request.uri.path == "/metrics" else {
                     return errorResponse(LinliError(.notFound, "there is nothing at \(request.uri.path.prefix(100)); the metrics are at /metrics"))
                 }
+                process.update()
                 return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
             }
         }
@@ -182,7 +189,31 @@ public enum SyncServer {
 
     static func errorResponse(_ error: LinliError) -> Response {
         let (status, data) = errorAnswer(error)
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if status == .serviceUnavailable { headers[.retryAfter] = String(Limits.retryAfterSeconds) }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// `GET /readyz`: whether the store answers a read (its log's end)
+    /// within ``Limits/readinessSecondsMax``. A balancer sends no request to
+    /// a process that is not ready; `/healthz` only says it runs, so a
+    /// supervisor does not restart a process that waits for its database.
+    static func readiness(_ storage: any SyncStorage) async -> Response {
+        let seconds = Limits.readinessSecondsMax
+        let failure: LinliError
+        switch await offload(seconds: seconds, { try storage.logEnd() }) {
+        case .success:
+            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
+        case .failure(let error):
+            let reason = (error as? LinliError)?.message ?? "\(error)"
+            failure = LinliError(.unavailable, "not ready: the store failed a read: \(reason)",
+                                 hint: "the server answers again by itself once its store does")
+        case nil:
+            failure = LinliError(.unavailable, "not ready: the store did not answer a read within \(seconds) s (readinessSecondsMax)",
+                                 hint: "the server answers again by itself once its store does")
+        }
+        Counter(label: "linli_readiness_failures_total").increment()
+        return errorResponse(failure)
     }
 
     /// The status and JSON body of a `LinliError`.

@@ -263,6 +263,9 @@ extension SyncService {
             let bound = AnswerSignature.Request(method: method, path: target, body: body, signature: signature)
             headers = signAnswer(status: status, request: bound, body: bytes).headers
         }
+        // A store that failed or a database that is down: the device waits
+        // this long and tries again (PROTOCOL.md 3).
+        if status == 503 { headers.append(("Retry-After", String(Limits.retryAfterSeconds))) }
         return ServiceAnswer(status: status, contentType: contentType, headers: headers, body: bytes, refusal: refusal, failure: failure)
     }
 
@@ -379,6 +382,32 @@ func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thro
         DispatchQueue.global(qos: .userInitiated).async {
             continuation.resume(with: Result { try work() })
         }
+    }
+}
+
+/// Runs `work` as ``offload(_:)`` does, but answers nil when it has not
+/// finished within `seconds`: the work goes on, and its result is dropped.
+func offload<T: Sendable>(seconds: Int, _ work: @escaping @Sendable () throws -> T) async -> Result<T, any Error>? {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, any Error>?, Never>) in
+        let once = ResumeOnce(continuation)
+        DispatchQueue.global(qos: .userInitiated).async { once.resume(Result { try work() }) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(seconds)) { once.resume(nil) }
+    }
+}
+
+/// A continuation that the first of several callers resumes.
+private final class ResumeOnce<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<T, Never>?
+
+    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = continuation }
+
+    func resume(_ value: T) {
+        let waiting = lock.withLock { () -> CheckedContinuation<T, Never>? in
+            defer { continuation = nil }
+            return continuation
+        }
+        waiting?.resume(returning: value)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import LinliCore
 import LinliProtocol
 import LinliStore
@@ -48,5 +49,77 @@ extension ReplicaStore: SyncStorage {
 
     public func conflicts(in scopes: Set<Scope>?) throws -> [Conflict] {
         try conflicts().filter { conflict in scopes.map { $0.contains(Scope(conflict.scope) ?? .public) } ?? true }
+    }
+}
+
+/// A store whose every operation is timed and counted in `/metrics`
+/// (``ServerMetrics/storeSeconds``, ``ServerMetrics/storeInFlight``,
+/// ``ServerMetrics/storeFailures``), by operation.
+///
+/// `before`, when given, runs before each operation with its name and may
+/// refuse it by throwing: a switch that takes the store out of service,
+/// and how the tests make a store outage on a real store.
+public final class MeasuredStorage: SyncStorage {
+    public let base: any SyncStorage
+    let before: (@Sendable (String) throws -> Void)?
+
+    /// The operations' names in the series.
+    static let operations = ["access", "apply", "pull", "pull_device", "heads", "log_end", "trust", "refused", "conflicts",
+                             "snapshot", "review_queue", "review_item", "resolve"]
+
+    public init(_ base: any SyncStorage, before: (@Sendable (String) throws -> Void)? = nil) {
+        self.base = base
+        self.before = before
+    }
+
+    private func measure<T>(_ operation: String, _ body: () throws -> T) throws -> T {
+        let dimensions = [("operation", operation)]
+        let inFlight = Meter(label: ServerMetrics.storeInFlight, dimensions: dimensions)
+        inFlight.increment()
+        let started = DispatchTime.now().uptimeNanoseconds
+        defer {
+            Timer(label: ServerMetrics.storeSeconds, dimensions: dimensions)
+                .recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+            inFlight.decrement()
+        }
+        do {
+            try before?(operation)
+            return try body()
+        } catch {
+            Counter(label: ServerMetrics.storeFailures, dimensions: dimensions).increment()
+            throw error
+        }
+    }
+
+    public func access(_ device: DeviceID) throws -> DeviceAccess { try measure("access") { try base.access(device) } }
+    public func apply(_ offered: [OfferedChangeSet], policy: ApplyPolicy) throws -> [ApplyOutcome] {
+        try measure("apply") { try base.apply(offered, policy: policy) }
+    }
+    public func pullEntries(after position: Int64, scopes: Set<Scope>?, limit: Int, excluding device: DeviceID?) throws -> [ReplicaStore.PullEntry] {
+        try measure("pull") { try base.pullEntries(after: position, scopes: scopes, limit: limit, excluding: device) }
+    }
+    public func pullEntries(of device: DeviceID, afterSeq: UInt64, scopes: Set<Scope>?, limit: Int) throws -> [ReplicaStore.PullEntry] {
+        try measure("pull_device") { try base.pullEntries(of: device, afterSeq: afterSeq, scopes: scopes, limit: limit) }
+    }
+    public func heads(scopes: Set<Scope>?, asker: DeviceID) throws -> [ReplicaStore.ScopedHead] {
+        try measure("heads") { try base.heads(scopes: scopes, asker: asker) }
+    }
+    public func logEnd() throws -> Int64 { try measure("log_end") { try base.logEnd() } }
+    public func trustEntries(after position: Int64, limit: Int) throws -> [ReplicaStore.PullEntry] {
+        try measure("trust") { try base.trustEntries(after: position, limit: limit) }
+    }
+    public func refused(by device: DeviceID) throws -> [QuarantineRecord] { try measure("refused") { try base.refused(by: device) } }
+    public func conflicts(in scopes: Set<Scope>?) throws -> [Conflict] { try measure("conflicts") { try base.conflicts(in: scopes) } }
+    public func writeSnapshot(scopes: Set<Scope>?, to path: String) throws -> Int64 {
+        try measure("snapshot") { try base.writeSnapshot(scopes: scopes, to: path) }
+    }
+    public func reviewQueue(scopes: Set<Scope>?, filter: ReviewFilter, invariants: [Invariant]) throws -> [ReviewItem] {
+        try measure("review_queue") { try base.reviewQueue(scopes: scopes, filter: filter, invariants: invariants) }
+    }
+    public func reviewItem(_ id: String, scopes: Set<Scope>?, invariants: [Invariant]) throws -> ReviewItem? {
+        try measure("review_item") { try base.reviewItem(id, scopes: scopes, invariants: invariants) }
+    }
+    public func resolve(_ resolutions: [(item: ReviewItem, action: ReviewAction)], note: String, as identity: DeviceIdentity) throws -> [SignedChangeSet] {
+        try measure("resolve") { try base.resolve(resolutions, note: note, as: identity) }
     }
 }
