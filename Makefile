@@ -20,7 +20,7 @@
 # Each target installs the system libraries it needs when they are missing.
 
 SWIFT ?= swift
-APT_PACKAGES := libsodium-dev libsqlite3-dev pkg-config zlib1g-dev nginx-light openssl chromium chromium-driver fonts-wqy-microhei postgresql-15
+APT_PACKAGES := libsodium-dev libsqlite3-dev pkg-config zlib1g-dev nginx-light openssl chromium chromium-driver fonts-wqy-microhei postgresql-15 systemd
 PG_BIN := /usr/lib/postgresql/15/bin
 
 .PHONY: all deps build test demo bench simulate fault-day vectors schema clean-demo fuzz fuzz-build fuzz-brief
@@ -31,9 +31,10 @@ all: build
 # the tests run (nginx for TLS in front of the server, openssl for its test
 # certificate, headless Chromium, chromedriver and a Chinese font for the
 # web page, PostgreSQL 15 for the PostgreSQL store's tests, which start a
-# temporary cluster of their own) when missing.
+# temporary cluster of their own, and systemd-analyze, which checks the
+# service files of deploy/systemd) when missing.
 deps:
-	@if ! pkg-config --exists libsodium sqlite3 zlib 2>/dev/null || ! { test -x /usr/sbin/nginx || command -v nginx; } >/dev/null || ! command -v openssl >/dev/null || ! command -v chromedriver >/dev/null || ! test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || ! test -x $(PG_BIN)/initdb; then \
+	@if ! pkg-config --exists libsodium sqlite3 zlib 2>/dev/null || ! { test -x /usr/sbin/nginx || command -v nginx; } >/dev/null || ! command -v openssl >/dev/null || ! command -v chromedriver >/dev/null || ! test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || ! test -x $(PG_BIN)/initdb || ! test -x /usr/bin/systemd-analyze; then \
 		echo "installing $(APT_PACKAGES)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES); \

@@ -304,10 +304,14 @@ func conflictJSON(_ conflict: Conflict, table: TableSchema?, reveal: Bool) -> [S
 
 struct Find: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Search the records on this device by name, ID number, address or phone number.")
+        abstract: "Search the records on this device by name, ID number, address or phone number.",
+        discussion: """
+            Every word must appear in the record's text fields, read as one run: 幸福路12号2单元301 finds the house at \
+            幸福路12号, 2单元, 301; `幸福路12号 301` finds it too. Uses the device's full-text index (trigram), made on first use.
+            """)
     @OptionGroup var device: DeviceOptions
     @OptionGroup var output: OutputOptions
-    @Argument(help: "What to look for (part of a name, ID number, address or phone).") var text: String
+    @Argument(help: "What to look for (part of a name, ID number, address or phone; words apart by spaces).") var text: String
     @Option(help: "Only this record type.") var table: String?
     @Option(help: "At most this many results.") var limit = 50
 

@@ -111,23 +111,26 @@ public struct Records: Sendable {
         }
     }
 
-    /// Records with a text field containing `text` (a name, an ID number or
-    /// part of one, an address, a phone number), deleted ones left out.
+    /// Records holding every word of `text` (words split at spaces) in
+    /// their text fields, taken as one run: a name, an ID number or part of
+    /// one, a phone number, an address typed whole (幸福路12号2单元301 finds
+    /// the house at 幸福路12号, 2单元, 301). Deleted records are left out.
+    /// Searches the device's full-text index (``FindIndex``), made on first use.
     public func find(_ text: String, in tableName: String? = nil, limit: Int = 50) throws -> [RecordView] {
-        let needle = text.trimmingCharacters(in: .whitespaces)
-        guard !needle.isEmpty else { throw LinliError(.invalidInput, "give something to search for: a name, an ID number, an address or a phone number") }
-        let pattern = "%" + needle.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-            .replacingOccurrences(of: "_", with: "\\_") + "%"
+        let terms = text.split(whereSeparator: \.isWhitespace).map(String.init)
+        guard !terms.isEmpty else { throw LinliError(.invalidInput, "give something to search for: a name, an ID number, an address or a phone number") }
+        guard text.count <= Limits.findTextCharactersMax else {
+            throw LinliError(.invalidInput, "a search of \(text.count) characters; give at most \(Limits.findTextCharactersMax)")
+        }
         let searched = try tableName.map { [try table($0)] } ?? tables
+        try FindIndex.ensure(store, tables: searched)
         return try store.database.read { db in
             var found: [RecordView] = []
-            for table in searched {
-                let fields = table.fields.filter { $0.type == .text && $0.name != table.gridField }
-                if fields.isEmpty { continue }
-                let condition = fields.map { "\(quoted($0.name)) LIKE ? ESCAPE '\\'" }.joined(separator: " OR ")
+            for table in searched where !FindIndex.fields(table).isEmpty {
+                let (matching, arguments) = FindIndex.matching(table, terms: terms)
                 let rows = try Row.fetchAll(
-                    db, sql: "SELECT * FROM \(quoted(table.name)) WHERE _deleted = 0 AND (\(condition)) ORDER BY id LIMIT ?",
-                    arguments: StatementArguments(fields.map { _ in pattern } + [limit - found.count]))
+                    db, sql: "SELECT * FROM \(quoted(table.name)) WHERE rowid IN (\(matching)) AND _deleted = 0 ORDER BY id LIMIT ?",
+                    arguments: arguments + [limit - found.count])
                 found += rows.map { view(table, $0) }
                 if found.count >= limit { break }
             }

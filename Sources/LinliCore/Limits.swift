@@ -164,6 +164,9 @@ public enum Limits {
     /// always carries at least one change set.
     public static let postgresStatementBytesMax = 32 << 20
 
+    /// Longest text `find` searches for, in characters.
+    public static let findTextCharactersMax = 200
+
     // MARK: Operations
 
     /// What a 503 answer's `Retry-After` asks a device to wait, in seconds:
