@@ -147,11 +147,11 @@ struct Status: AsyncParsableCommand {
             let status = try DeviceStatus.read(device: opened, store: store, records: Records(store: store))
             if json {
                 printJSON(["device": opened.settings.device, "unsynced": status.unsynced,
-                           "last_sync": status.lastSync.map { ISO8601DateFormatter().string(from: $0) } ?? NSNull(),
+                           "last_sync": status.lastSync.map { LocalTime.iso($0) } ?? NSNull(),
                            "refused": status.refused.map { ["seq": $0.seq, "code": $0.code, "message": $0.message] as [String: Any] },
                            "records": status.counts, "digests": status.digests].merging(stepJSON(status.step)) { _, new in new } as [String: Any])
             } else {
-                print("kiosk \(opened.settings.device): \(status.unsynced) change set(s) waiting; last sync \(status.lastSync.map { "\($0)" } ?? "never")")
+                print("kiosk \(opened.settings.device): \(status.unsynced) change set(s) waiting; last sync \(status.lastSync.map { LocalTime.text($0) } ?? "never")")
                 print(stepLine(status.step))
                 for refusal in status.refused { print("  refused \(refusal.seq): \(refusal.code): \(refusal.message)") }
             }
@@ -271,11 +271,7 @@ struct Run: AsyncParsableCommand {
 struct KioskLog: Sendable {
     let path: String?
 
-    static func stamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = .current
-        return formatter.string(from: date)
-    }
+    static func stamp(_ date: Date) -> String { LocalTime.iso(date) }
 
     func write(_ message: String) {
         let line = "\(Self.stamp(Date())) \(message)\n"

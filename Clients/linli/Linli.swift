@@ -34,7 +34,7 @@ struct OutputOptions: ParsableArguments {
 
     func noteReveal(_ device: FieldDevice, _ what: String) {
         guard reveal else { return }
-        let line = "\(ISO8601DateFormatter().string(from: Date())) \(device.settings.user) \(what)\n"
+        let line = "\(LocalTime.iso(Date())) \(device.settings.user) \(what)\n"
         appendLine(line, to: (device.folder as NSString).appendingPathComponent("reveal.log"))
     }
 }
@@ -487,7 +487,7 @@ struct Status: AsyncParsableCommand {
                 ]
                 object["schema_version"] = opened.schema.version
                 object["unsynced"] = status.unsynced
-                object["last_sync"] = status.lastSync.map { ISO8601DateFormatter().string(from: $0) } ?? NSNull()
+                object["last_sync"] = status.lastSync.map { LocalTime.iso($0) } ?? NSNull()
                 object["refused"] = status.refused.map { refusal -> [String: Any] in ["seq": refusal.seq, "code": refusal.code, "message": refusal.message] }
                 object["quarantined"] = status.quarantined
                 object["conflicts"] = status.conflicts.map { conflict in
@@ -501,7 +501,7 @@ struct Status: AsyncParsableCommand {
                 return
             }
             print("device \(settings.device)  \(settings.role)  \(settings.user)  grids: \(settings.grids.isEmpty ? "all" : settings.grids.joined(separator: ", "))")
-            print("server \(settings.server); last sync: \(status.lastSync.map { "\($0)" } ?? "never")")
+            print("server \(settings.server); last sync: \(status.lastSync.map { LocalTime.text($0) } ?? "never")")
             print("unsynced change sets: \(status.unsynced)")
             print(stepLine(status.step))
             if status.refused.isEmpty {

@@ -7,7 +7,7 @@ import LinliStore
 /// Options every field client command shares: where the device's folder
 /// is, and where its PIN comes from.
 public struct DeviceOptions: ParsableArguments {
-    @Option(name: .customLong("data"), help: "The device folder (default: $LINLI_DATA, else ~/.linli).")
+    @Option(name: .customLong("data"), help: "The device folder (default: $LINLI_DATA, else $HOME/.linli).")
     public var folder: String?
     @Option(help: "A file whose first line is the device PIN (default: $LINLI_PIN, else a prompt).")
     public var pinFile: String?
@@ -15,8 +15,14 @@ public struct DeviceOptions: ParsableArguments {
     public init() {}
 
     public var directory: String {
-        folder ?? ProcessInfo.processInfo.environment["LINLI_DATA"]
-            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".linli")
+        folder ?? ProcessInfo.processInfo.environment["LINLI_DATA"] ?? Self.defaultDirectory(ProcessInfo.processInfo.environment)
+    }
+
+    /// `$HOME/.linli`, else the account's home folder's: `NSHomeDirectory()`
+    /// alone reads the account and ignores a `HOME` set for the session.
+    public static func defaultDirectory(_ environment: [String: String]) -> String {
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return (home as NSString).appendingPathComponent(".linli")
     }
 
     public func open() throws -> FieldDevice { try FieldDevice.open(folder: directory) }
@@ -132,7 +138,11 @@ public final class ProgressLine: @unchecked Sendable {
         case .snapshot: "快照 snapshot"
         case .retry: "重试 retry"
         }
-        let line = "\(label): \(progress.message)"
+        var line = "\(label): \(progress.message)"
+        if progress.phase == .retry, let attempts = progress.attempts, let next = progress.nextTrySeconds {
+            let at = LocalTime.clock(Date().addingTimeInterval(next))
+            line = "\(label): 第 \(progress.done)/\(attempts) 次未成功，\(at) 再试（\(String(format: "%.1f", next)) 秒后） · \(progress.message) (at \(at))"
+        }
         lock.lock(); defer { lock.unlock() }
         if terminal && progress.phase != .retry {
             let bar = String(repeating: "█", count: min(20, progress.done / 50 + 1))
@@ -214,14 +224,14 @@ public struct Form {
 /// what differs.
 public func stepJSON(_ step: SyncStep?) -> [String: Any] {
     guard let step else { return ["in_step": NSNull(), "step_checked_at": NSNull(), "differences": [String]()] }
-    return ["in_step": step.inStep, "step_checked_at": ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(step.checkedAtMs) / 1000)),
+    return ["in_step": step.inStep, "step_checked_at": LocalTime.iso(Date(timeIntervalSince1970: Double(step.checkedAtMs) / 1000)),
             "differences": step.differences]
 }
 
 /// The same for a person.
 public func stepLine(_ step: SyncStep?) -> String {
     guard let step else { return "与服务器是否一致：尚未核对（同步一次即可） · in step with the server: not checked yet (sync once)" }
-    let when = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(step.checkedAtMs) / 1000))
+    let when = LocalTime.text(Date(timeIntervalSince1970: Double(step.checkedAtMs) / 1000))
     if step.inStep { return "与服务器一致（核对于 \(when)） · in step with the server as of \(when)" }
     return (["与服务器不一致（核对于 \(when)） · not in step with the server as of \(when):"] + step.differences.map { "  " + $0 }).joined(separator: "\n")
 }

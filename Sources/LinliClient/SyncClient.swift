@@ -49,6 +49,19 @@ public struct SyncProgress: Sendable, Equatable {
     /// The server's log position the replica has reached.
     public var cursor: Int64
     public var message: String
+    /// For a retry: the attempts allowed in all, and the seconds until the
+    /// next one (the person is told when it comes, not only that it will).
+    public var attempts: Int?
+    public var nextTrySeconds: Double?
+
+    public init(phase: Phase, done: Int, cursor: Int64, message: String, attempts: Int? = nil, nextTrySeconds: Double? = nil) {
+        self.phase = phase
+        self.done = done
+        self.cursor = cursor
+        self.message = message
+        self.attempts = attempts
+        self.nextTrySeconds = nextTrySeconds
+    }
 }
 
 /// How a client reaches the server.
@@ -388,24 +401,32 @@ public final class SyncClient: Sendable {
                 // 503 with Retry-After: a process restarting, a database
                 // down. Its wait, and up to half of it again at random, so
                 // a district's devices do not all come back at once.
-                report.retries += 1
-                progress(SyncProgress(phase: .retry, done: attempt, cursor: report.cursor,
-                                      message: "\(waiting.error); the server asks to wait \(waiting.seconds) s, then trying again"))
                 let seconds = Double(waiting.seconds) * (1 + Double.random(in: 0...0.5))
-                try await pause(UInt64(seconds * 1e9))
-                continue
+                try await retry(after: seconds, attempt: attempt, because: "\(waiting.error.message) (the server asks to wait \(waiting.seconds) s)",
+                                &report, progress)
             } catch let waiting as AskedToWait {
                 throw waiting.error
             } catch let error as LinliError where !Self.retriedCodes.contains(error.code) || attempt >= attemptsMax {
                 throw error
             } catch {
-                report.retries += 1
-                progress(SyncProgress(phase: .retry, done: attempt, cursor: report.cursor, message: "\(error); trying again"))
+                // Up to 0.2 s, 0.4 s, 0.8 s... then a random wait below it.
+                let ceiling = min(30, 0.2 * pow(2, Double(attempt - 1)))
+                // The message alone: the hint comes once, with the last failure.
+                let reason = (error as? LinliError)?.message ?? "\(error)"
+                try await retry(after: Double.random(in: 0...ceiling), attempt: attempt, because: reason, &report, progress)
             }
-            // Up to 0.2 s, 0.4 s, 0.8 s... then a random wait below it.
-            let ceiling = min(30, 0.2 * pow(2, Double(attempt - 1)))
-            try await pause(UInt64(Double.random(in: 0...ceiling) * 1e9))
         }
+    }
+
+    /// Says that attempt `attempt` failed and when the next comes, then
+    /// waits for it.
+    private func retry(after seconds: Double, attempt: Int, because reason: String, _ report: inout SyncReport,
+                       _ progress: @Sendable (SyncProgress) -> Void) async throws {
+        report.retries += 1
+        progress(SyncProgress(phase: .retry, done: attempt, cursor: report.cursor,
+                              message: "attempt \(attempt) of \(attemptsMax) failed: \(reason); next in \(String(format: "%.1f", seconds)) s",
+                              attempts: attemptsMax, nextTrySeconds: seconds))
+        try await pause(UInt64(seconds * 1e9))
     }
 
     /// An answer signed by a key this replica does not know as a server's.
