@@ -33,7 +33,7 @@ struct Init: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded(program) {
-            let request = try FieldDevice.prepare(folder: device.directory, label: label, pin: try device.pin(prompt: "choose a PIN: "))
+            let request = try FieldDevice.prepare(folder: device.directory, label: label, pin: try device.newPIN(prompt: "设定 PIN choose a PIN (at least 4 characters): "))
             print("device \(request.device): request written to \(FieldDevice.requestPath(device.directory))")
             print("next: the administrator runs `linli-admin device enroll REQUEST --role staff --out BUNDLE`; then `linli-desk enrol BUNDLE --user NAME`")
         }

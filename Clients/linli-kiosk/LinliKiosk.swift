@@ -29,7 +29,7 @@ struct Init: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded(program) {
-            let request = try FieldDevice.prepare(folder: device.directory, label: label, pin: try device.pin(prompt: "choose a PIN: "))
+            let request = try FieldDevice.prepare(folder: device.directory, label: label, pin: try device.newPIN(prompt: "设定 PIN choose a PIN (at least 4 characters): "))
             print("kiosk \(request.device): request written to \(FieldDevice.requestPath(device.directory)); enrol it with linli-admin device enroll --role kiosk --grid GRID")
         }
     }

@@ -61,7 +61,7 @@ struct Init: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded(program) {
-            let pin = try device.pin(prompt: "choose a PIN (at least 4 characters): ")
+            let pin = try device.newPIN(prompt: "设定 PIN choose a PIN (at least 4 characters): ")
             let request = try FieldDevice.prepare(folder: device.directory, label: label, pin: pin)
             print("device \(request.device): key sealed with the PIN; request written to \(FieldDevice.requestPath(device.directory))")
             print("hand the request to the administrator (linli-admin device enroll), then run `linli enrol BUNDLE --user NAME`")

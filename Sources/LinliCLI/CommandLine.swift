@@ -35,10 +35,28 @@ public struct DeviceOptions: ParsableArguments {
             return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
         }
         if let value = ProcessInfo.processInfo.environment["LINLI_PIN"] { return value }
-        guard isatty(STDIN_FILENO) != 0, let entered = getpass(prompt) else {
-            throw LinliError(.invalidInput, "no PIN given", hint: "use --pin-file FILE or set LINLI_PIN")
+        do {
+            guard let entered = try SecretPrompt.read(prompt) else {
+                throw LinliError(.invalidInput, "no PIN given", hint: "use --pin-file FILE or set LINLI_PIN")
+            }
+            return entered
+        } catch is SecretPrompt.Cancelled {
+            throw SecretPrompt.cancelled()
         }
-        return String(cString: entered)
+    }
+
+    /// A PIN chosen now: from the file or `LINLI_PIN` as they are, or typed
+    /// twice at the terminal.
+    public func newPIN(prompt: String) throws -> String {
+        if pinFile != nil || ProcessInfo.processInfo.environment["LINLI_PIN"] != nil { return try pin(prompt: prompt) }
+        do {
+            guard let chosen = try SecretPrompt.choose(prompt) else {
+                throw LinliError(.invalidInput, "no PIN given", hint: "use --pin-file FILE or set LINLI_PIN")
+            }
+            return chosen
+        } catch is SecretPrompt.Cancelled {
+            throw SecretPrompt.cancelled()
+        }
     }
 
     /// The device, and its replica's records to write as its signing

@@ -167,6 +167,9 @@ public enum Limits {
     /// Longest text `find` searches for, in characters.
     public static let findTextCharactersMax = 200
 
+    /// Longest PIN or passphrase read from a terminal, in bytes.
+    public static let secretBytesMax = 1_024
+
     // MARK: Operations
 
     /// What a 503 answer's `Retry-After` asks a device to wait, in seconds:
