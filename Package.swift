@@ -197,7 +197,7 @@ let package = Package(
         .executableTarget(
             name: "linli-admin",
             dependencies: [
-                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliClient",
+                "LinliCore", "LinliCrypto", "LinliProtocol", "LinliStore", "LinliClient", "LinliCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Clients/linli-admin",

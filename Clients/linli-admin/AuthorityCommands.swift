@@ -31,7 +31,7 @@ struct AuthorityCommand: ParsableCommand {
                     throw LinliError(.invalidInput, "\(options.directory) already holds an authority; refusing to replace it",
                                      hint: "use another --dir, or `authority rotate` to change its key")
                 }
-                let passphrase = try options.passphrase(prompt: "new authority passphrase: ")
+                let passphrase = try options.passphrase(prompt: "new authority passphrase (at least 12 characters): ", choosing: true)
                 guard passphrase.count >= 12 else {
                     throw LinliError(.invalidInput, "an authority passphrase needs at least 12 characters")
                 }

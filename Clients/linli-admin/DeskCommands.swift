@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LinliCLI
 import LinliCore
 import LinliCrypto
 import LinliProtocol
@@ -114,12 +115,15 @@ enum DeskPassword {
         if let file {
             password = try Passphrase.firstLine(of: file, what: "password")
         } else {
-            guard isatty(STDIN_FILENO) != 0, let first = getpass("staff password: ").map({ String(cString: $0) }),
-                  let second = getpass("the same password again: ").map({ String(cString: $0) }) else {
-                throw LinliError(.invalidInput, "no staff password given", hint: "use --password-file FILE (its first line is the password)")
+            do {
+                guard let chosen = try SecretPrompt.choose("staff password: ", again: "the same password again: ",
+                                                           minimumLength: PasswordHash.passwordCharactersMin) else {
+                    throw LinliError(.invalidInput, "no staff password given", hint: "use --password-file FILE (its first line is the password)")
+                }
+                password = chosen
+            } catch is SecretPrompt.Cancelled {
+                throw SecretPrompt.cancelled()
             }
-            guard first == second else { throw LinliError(.invalidInput, "the two passwords differ; nothing was written") }
-            password = first
         }
         guard password.count >= PasswordHash.passwordCharactersMin else {
             throw LinliError(.invalidInput, "a staff password needs at least \(PasswordHash.passwordCharactersMin) characters",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LinliCLI
 import LinliClient
 import LinliCore
 import LinliCrypto
@@ -39,8 +40,8 @@ struct AuthorityOptions: ParsableArguments {
     var usersPath: String { path("users.json") }
     func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 
-    func passphrase(prompt: String = "authority passphrase: ") throws -> String {
-        try Passphrase.read(file: passphraseFile, prompt: prompt)
+    func passphrase(prompt: String = "authority passphrase: ", choosing: Bool = false) throws -> String {
+        try Passphrase.read(file: passphraseFile, prompt: prompt, choosing: choosing)
     }
 
     func settings() throws -> AuthoritySettings {
@@ -155,13 +156,20 @@ enum Passphrase {
         return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
     }
 
-    static func read(file: String?, prompt: String) throws -> String {
+    /// The passphrase from `file`, else `LINLI_PASSPHRASE`, else typed at
+    /// the terminal (twice when `choosing` it). Ctrl-C at the prompt ends
+    /// the command with nothing changed.
+    static func read(file: String?, prompt: String, choosing: Bool = false) throws -> String {
         if let file { return try firstLine(of: file, what: "passphrase") }
         if let value = ProcessInfo.processInfo.environment["LINLI_PASSPHRASE"] { return value }
-        guard isatty(STDIN_FILENO) != 0, let entered = getpass(prompt) else {
-            throw LinliError(.invalidInput, "no passphrase given", hint: "use --passphrase-file FILE or set LINLI_PASSPHRASE")
+        do {
+            guard let entered = try choosing ? SecretPrompt.choose(prompt, minimumLength: 12) : SecretPrompt.read(prompt) else {
+                throw LinliError(.invalidInput, "no passphrase given", hint: "use --passphrase-file FILE or set LINLI_PASSPHRASE")
+            }
+            return entered
+        } catch is SecretPrompt.Cancelled {
+            throw SecretPrompt.cancelled()
         }
-        return String(cString: entered)
     }
 }
 

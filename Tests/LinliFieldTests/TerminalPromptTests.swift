@@ -54,4 +54,17 @@ import Testing
         #expect(try await terminal.exitStatus() == 0, "\(terminal.screen)")
         #expect(FileManager.default.fileExists(atPath: folder.path("phone/request.json")))
     }
+
+    @Test func ctrlCAtTheAuthorityPassphraseLeavesNoAuthority() async throws {
+        let folder = Fixtures.TemporaryDirectory()
+        let terminal = try PseudoTerminal(Programs.built("linli-admin"), [
+            "authority", "init", "--dir", folder.path("authority"), "--administrator", "管理员", "--server", "http://127.0.0.1:8080",
+            "--kdf", "interactive",
+        ])
+        try await terminal.waitFor("new authority passphrase")
+        terminal.type("street office\u{03}")
+        #expect(try await terminal.exitStatus() == 130, "\(terminal.screen)")
+        let made = (try? FileManager.default.contentsOfDirectory(atPath: folder.path("authority"))) ?? []
+        #expect(made.isEmpty, "a cancelled init left \(made)")
+    }
 }
