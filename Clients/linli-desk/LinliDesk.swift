@@ -13,7 +13,7 @@ struct LinliDesk: AsyncParsableCommand {
         abstract: "The conflict desk for central staff: the review queue of conflicts, refused changes and broken rules, and their resolution.",
         discussion: """
             The queue lives on the server; this client reads it and signs each resolution with the staff member's own key \
-            (sealed with a PIN in the device folder: --data, $LINLI_DATA or ~/.linli), then sends it. Every resolution is a \
+            (sealed with a PIN in the device folder: --data, $LINLI_DATA or $HOME/.linli), then sends it. Every resolution is a \
             change set with an audit record (who, when, which values it replaced, why) that reaches every replica in scope.
             First day: `linli-desk init --label NAME`, the administrator enrols the request with --role staff, \
             `linli-desk enrol BUNDLE --user NAME`, then `linli-desk queue`.

@@ -12,7 +12,7 @@ struct Linli: AsyncParsableCommand {
         commandName: "linli",
         abstract: "The grid inspector's client: record households, residents, rentals, volunteers and problems, offline; sync when there is a network.",
         discussion: """
-            Everything but `sync` works with no network. The device folder (--data, $LINLI_DATA or ~/.linli) holds the \
+            Everything but `sync` works with no network. The device folder (--data, $LINLI_DATA or $HOME/.linli) holds the \
             sealed key, the enrolment bundle and the replica. Commands that sign a change ask for the PIN \
             (--pin-file or $LINLI_PIN for scripts). Personal data (names, ID numbers, phone numbers) is masked \
             unless --reveal is given; each reveal is noted in the folder's reveal.log.
