@@ -233,14 +233,34 @@ struct Edit: AsyncParsableCommand {
 
 struct Delete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Delete a record. An edit made meanwhile elsewhere survives as a conflict for staff to settle.")
+        abstract: "Delete a record. An edit made meanwhile elsewhere survives as a conflict for staff to settle.",
+        discussion: """
+            A record that others refer to (a house with residents, a rental with tenants) is deleted only when you \
+            confirm it at the prompt, or with --force; the records that refer to it are kept and keep the reference.
+            """)
     @OptionGroup var device: DeviceOptions
     @Argument(help: "The record id (or its first digits).") var id: String
+    @Flag(help: "Delete it without asking, even when other records refer to it.") var force = false
 
     func run() async throws {
         try await guarded(program) {
+            let records = Records(store: try device.open().store())
+            let (table, row) = try records.resolve(id)
+            let referring = try records.referrers(of: row, in: table)
+            if !referring.isEmpty && !force {
+                var kinds: [String: Int] = [:]
+                for record in referring { kinds[record.table.label.isEmpty ? record.table.name : record.table.label, default: 0] += 1 }
+                let listed = kinds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value) 条" }.joined(separator: "、")
+                let what = "\(table.label) \(row.hex.prefix(8)) 有 \(listed)记录指向它 · \(referring.count) record(s) refer to this \(table.name)"
+                guard isatty(STDIN_FILENO) != 0 else {
+                    throw LinliError(.invalidInput, what, hint: "delete it with --force, or first change the records that refer to it (linli show \(row.hex.prefix(8)) lists them)")
+                }
+                printError(what + "\n" + referring.prefix(5).map { "  " + $0.summary(reveal: false) }.joined(separator: "\n"))
+                FileHandle.standardError.write(Data("确定删除？ delete it anyway? [y/N] ".utf8))
+                let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+                guard ["y", "yes", "是"].contains(answer) else { throw SecretPrompt.cancelled() }
+            }
             let (_, work) = try device.openForWork()
-            let (table, row) = try work.records.resolve(id)
             try work.delete(table, row)
             print("deleted \(table.name) \(row.hex)")
         }
@@ -261,12 +281,7 @@ struct Show: AsyncParsableCommand {
             let (table, row) = try records.resolve(id)
             guard let record = try records.record(table, row) else { throw LinliError(.notFound, "no record \(id) on this device") }
             let conflicts = try store.conflicts(table: table.name).filter { $0.row == row }
-            var related: [RecordView] = []
-            for other in records.tables {
-                for field in other.fields where field.type == .reference && field.references == table.name {
-                    related += try records.referring(to: row, from: other, field: field.name)
-                }
-            }
+            let related = try records.referrers(of: row, in: table)
             output.noteReveal(opened, "show \(row.hex)")
             if output.json {
                 var object = record.json(reveal: output.reveal)

@@ -155,6 +155,18 @@ public struct Records: Sendable {
         }
     }
 
+    /// The live records of every table that refer to `row` of `table`
+    /// (the residents of a house, the tenants of a rental).
+    public func referrers(of row: RowID, in table: TableSchema) throws -> [RecordView] {
+        var found: [RecordView] = []
+        for other in tables {
+            for field in other.fields where field.type == .reference && field.references == table.name {
+                found += try referring(to: row, from: other, field: field.name)
+            }
+        }
+        return found
+    }
+
     /// Counts of live records per table.
     public func counts() throws -> [String: Int] {
         try store.database.read { db in
