@@ -165,7 +165,7 @@ let package = Package(
         .target(
             name: "LinliCLI",
             dependencies: [
-                "LinliCore", "LinliStore", "LinliClient",
+                "LinliCore", "LinliCrypto", "LinliStore", "LinliClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

@@ -125,7 +125,7 @@ struct Desk {
             throw LinliError(.notPermitted, "this device is enrolled as \(device.role.rawValue); the desk is for staff devices",
                              hint: "enrol a device with --role staff for the desk")
         }
-        let identity = try device.identity(pin: try options.pin())
+        let identity = try options.identity(device)
         var connection = try device.connection
         // LINLI_SERVER reaches the server another way for one command (a
         // proxy, a second address) without changing the desk's settings.

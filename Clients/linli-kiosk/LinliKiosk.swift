@@ -17,7 +17,7 @@ struct LinliKiosk: AsyncParsableCommand {
             then an inspector of the resident's grid verifies them at the door. An unattended kiosk reads its PIN \
             from --pin-file or $LINLI_PIN.
             """,
-        subcommands: [Init.self, Enrol.self, Info.self, Signup.self, Prereg.self, Status.self, Sync.self, Run.self])
+        subcommands: [Init.self, Enrol.self, Info.self, Signup.self, Prereg.self, Status.self, Sync.self, Run.self, Unlock.self, Lock.self])
 }
 
 let program = "linli-kiosk"
@@ -168,7 +168,7 @@ struct Sync: AsyncParsableCommand {
     func run() async throws {
         try await guarded(program) {
             let opened = try device.open().pointing(to: server, certificateAuthorityFile: nil)
-            let report = try await opened.sync(identity: try opened.identity(pin: try device.pin()))
+            let report = try await opened.sync(identity: try device.identity(opened))
             if json {
                 printJSON(["pushed": report.pushed, "accepted": report.accepted, "pulled": report.pulled, "refused": report.refused,
                            "retries": report.retries, "bootstrapped": report.bootstrapped])
@@ -176,6 +176,30 @@ struct Sync: AsyncParsableCommand {
                 print("synced: sent \(report.pushed), received \(report.pulled)")
             }
         }
+    }
+}
+
+struct Unlock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Unlock the kiosk's key for the day: the operator types the PIN once, and residents are never asked for it.",
+        discussion: """
+            The unsealed key is kept in memory-backed storage readable by this user only ($XDG_RUNTIME_DIR, else \
+            /dev/shm), until --for has passed (at most 16 h) or `lock`; docs/SECURITY.md says what that protects against.
+            """)
+    @OptionGroup var device: DeviceOptions
+    @Option(name: .customLong("for"), help: "How long: 8h, 90m, 45s (default 16h).") var duration = "16h"
+
+    func run() async throws {
+        try await guarded(program) { print(try SessionKey.unlock(device, for: duration)) }
+    }
+}
+
+struct Lock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Lock this device's key now: the unlocked copy is wiped, the PIN is asked again.")
+    @OptionGroup var device: DeviceOptions
+
+    func run() async throws {
+        try await guarded(program) { print(try SessionKey.lock(device)) }
     }
 }
 
@@ -198,7 +222,7 @@ struct Run: AsyncParsableCommand {
         try await guarded(program) {
             let window = try NightWindow(self.window)
             let opened = try device.open()
-            let identity = try opened.identity(pin: try device.pin())
+            let identity = try device.identity(opened)
             let logger = KioskLog(path: log)
             logger.write("started: window \(window), server \(opened.settings.server)")
             while true {

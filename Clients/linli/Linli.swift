@@ -22,10 +22,35 @@ struct Linli: AsyncParsableCommand {
         subcommands: [
             Init.self, Enrol.self, Tables.self, SchemaCommand.self, Add.self, Edit.self, Delete.self, Show.self, Find.self, List.self,
             RentalCommand.self, VolunteerCommand.self, Pending.self, Verify.self, Status.self, Sync.self, ServerCommand.self, KeyCommand.self,
+            Unlock.self, Lock.self,
         ])
 }
 
 let program = "linli"
+
+struct Unlock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Unlock this device's key for a working session: the PIN once, not at every command.",
+        discussion: """
+            The unsealed key is kept in memory-backed storage readable by this user only ($XDG_RUNTIME_DIR, else \
+            /dev/shm), until --for has passed (at most 16 h) or `lock`; docs/SECURITY.md says what that protects against.
+            """)
+    @OptionGroup var device: DeviceOptions
+    @Option(name: .customLong("for"), help: "How long: 8h, 90m, 45s (default 8h).") var duration = "8h"
+
+    func run() async throws {
+        try await guarded(program) { print(try SessionKey.unlock(device, for: duration)) }
+    }
+}
+
+struct Lock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Lock this device's key now: the unlocked copy is wiped, the PIN is asked again.")
+    @OptionGroup var device: DeviceOptions
+
+    func run() async throws {
+        try await guarded(program) { print(try SessionKey.lock(device)) }
+    }
+}
 
 /// Options of commands that print records.
 struct OutputOptions: ParsableArguments {
@@ -108,6 +133,8 @@ struct KeyCommand: AsyncParsableCommand {
             try await guarded(program) {
                 let opened = try device.open()
                 let request = try opened.rotateKey(pin: try device.pin())
+                // An unlocked copy holds the old key alone: unlock again for the new one.
+                if UnlockedKey.wipe(device: opened.device) { print("the unlocked key was locked; `linli unlock` again for the new one") }
                 print("new key made; it signs from change set \(request.fromSeq ?? 1) on. Request written to \(FieldDevice.rotationRequestPath(device.directory))")
                 print("hand it to the administrator (linli-admin device rotate), who then runs linli-admin sync; keep working meanwhile")
                 if text { print(request.text) }
@@ -575,9 +602,7 @@ struct Sync: AsyncParsableCommand {
     func run() async throws {
         try await guarded(program) {
             let opened = try device.open().pointing(to: server, certificateAuthorityFile: caFile)
-            let pin = try device.pin()
-            let identity = try opened.identity(pin: pin)
-            let previousKeys = try opened.previousKeys(pin: pin)
+            let (identity, previousKeys) = try device.keys(opened)
             let line = ProgressLine(quiet: quiet || json)
             let report: SyncReport
             do {

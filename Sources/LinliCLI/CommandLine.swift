@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LinliClient
 import LinliCore
+import LinliCrypto
 import LinliStore
 
 /// Options every field client command shares: where the device's folder
@@ -59,11 +60,29 @@ public struct DeviceOptions: ParsableArguments {
         }
     }
 
+    /// The device's signing identity: the key unlocked for this session
+    /// (`unlock`), else the key unsealed with the PIN.
+    public func identity(_ device: FieldDevice) throws -> DeviceIdentity {
+        if let unlocked = UnlockedKey.load(device: device.device) {
+            return DeviceIdentity(device: device.device, key: unlocked.key, user: device.settings.user)
+        }
+        return try device.identity(pin: try pin())
+    }
+
+    /// The identity and the keys before a rotation, for a sync.
+    public func keys(_ device: FieldDevice) throws -> (DeviceIdentity, [SigningKey]) {
+        if let unlocked = UnlockedKey.load(device: device.device) {
+            return (DeviceIdentity(device: device.device, key: unlocked.key, user: device.settings.user), unlocked.previous)
+        }
+        let pin = try pin()
+        return (try device.identity(pin: pin), try device.previousKeys(pin: pin))
+    }
+
     /// The device, and its replica's records to write as its signing
-    /// identity (the key unsealed with the PIN).
+    /// identity (unlocked, or unsealed with the PIN).
     public func openForWork() throws -> (FieldDevice, FieldWork) {
         let device = try open()
-        let identity = try device.identity(pin: try pin())
+        let identity = try identity(device)
         return (device, FieldWork(records: Records(store: try device.store()), identity: identity, grids: device.settings.grids))
     }
 }
@@ -252,4 +271,33 @@ public func stepLine(_ step: SyncStep?) -> String {
     let when = LocalTime.text(Date(timeIntervalSince1970: Double(step.checkedAtMs) / 1000))
     if step.inStep { return "与服务器一致（核对于 \(when)） · in step with the server as of \(when)" }
     return (["与服务器不一致（核对于 \(when)） · not in step with the server as of \(when):"] + step.differences.map { "  " + $0 }).joined(separator: "\n")
+}
+
+/// Reads a duration: `8h`, `90m`, `45s` or a number of seconds.
+public func durationSeconds(_ text: String) throws -> Int {
+    let units: [Character: Int] = ["h": 3_600, "m": 60, "s": 1]
+    let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+    let (number, unit) = trimmed.last.flatMap { units[$0] }.map { (trimmed.dropLast(), $0) } ?? (Substring(trimmed), 1)
+    guard let value = Int(number), value > 0, value <= Int.max / unit else {
+        throw LinliError(.invalidInput, "\(text) is not a duration", hint: "give it as 8h, 90m or 45s")
+    }
+    return value * unit
+}
+
+/// `unlock` and `lock` of a field client: the key unsealed once for a
+/// working session, and wiped at its end.
+public enum SessionKey {
+    public static func unlock(_ options: DeviceOptions, for text: String) throws -> String {
+        let device = try options.open()
+        let seconds = try durationSeconds(text)
+        let pin = try options.pin()
+        let identity = try device.identity(pin: pin)
+        let expires = try UnlockedKey.save(device: device.device, key: identity.key, previous: try device.previousKeys(pin: pin), seconds: seconds)
+        return "已解锁，至 \(LocalTime.text(expires)) · unlocked until \(LocalTime.text(expires)); `lock` locks it sooner"
+    }
+
+    public static func lock(_ options: DeviceOptions) throws -> String {
+        let device = try options.open()
+        return UnlockedKey.wipe(device: device.device) ? "已锁定 · locked: the unlocked key is wiped" : "未解锁 · was not unlocked"
+    }
 }

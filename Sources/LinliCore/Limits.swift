@@ -170,6 +170,12 @@ public enum Limits {
     /// Longest PIN or passphrase read from a terminal, in bytes.
     public static let secretBytesMax = 1_024
 
+    /// Longest a device key stays unlocked (`linli unlock`), in seconds:
+    /// a kiosk's day, 16 hours.
+    public static let unlockSecondsMax = 16 * 3_600
+    /// Largest unlocked-key file read, in bytes.
+    public static let unlockedKeyFileBytesMax = 16 << 10
+
     // MARK: Operations
 
     /// What a 503 answer's `Retry-After` asks a device to wait, in seconds:
