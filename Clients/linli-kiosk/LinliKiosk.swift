@@ -82,6 +82,10 @@ struct Info: AsyncParsableCommand {
 /// Takes one submission: from field=value pairs, or the form in Chinese.
 /// The kiosk prints a receipt number, never the data back.
 func submit(_ tableName: String, _ device: DeviceOptions, assignments: [String], interactive: Bool, json: Bool) throws {
+    // What a resident typed does not stay on the hall's screen for the next
+    // one: cleared once the form ends, however it ends.
+    let screen = interactive && isatty(STDOUT_FILENO) != 0
+    defer { if screen { KioskScreen.clear() } }
     let (_, work) = try device.openForWork()
     let records = work.records
     let table = try records.table(tableName)
@@ -107,7 +111,26 @@ func submit(_ tableName: String, _ device: DeviceOptions, assignments: [String],
     if json {
         printJSON(["receipt": receipt, "id": record.id.hex, "table": table.name])
     } else {
+        if screen { KioskScreen.clear() }
         print("已提交，回执编号 \(receipt)。网格员将上门核实。 (Submitted; receipt \(receipt). An inspector of your grid will verify it at your door.)")
+        if screen { KioskScreen.waitForEnter(seconds: Limits.kioskReceiptSecondsMax) }
+    }
+}
+
+/// The hall's screen between residents.
+enum KioskScreen {
+    /// Clears the screen and its scrollback (ESC [2J, ESC [3J), and goes home.
+    static func clear() {
+        FileHandle.standardOutput.write(Data("\u{1B}[H\u{1B}[2J\u{1B}[3J".utf8))
+    }
+
+    /// Shows the receipt until Enter, or for at most `seconds` when the
+    /// resident walks away.
+    static func waitForEnter(seconds: Int) {
+        FileHandle.standardOutput.write(Data("按回车键结束 (press Enter when done)".utf8))
+        var ready = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+        guard poll(&ready, 1, Int32(seconds * 1000)) > 0 else { return }
+        _ = readLine()
     }
 }
 

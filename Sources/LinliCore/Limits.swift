@@ -176,6 +176,10 @@ public enum Limits {
     /// Largest unlocked-key file read, in bytes.
     public static let unlockedKeyFileBytesMax = 16 << 10
 
+    /// Longest a kiosk shows a receipt before clearing the screen for the
+    /// next resident, in seconds.
+    public static let kioskReceiptSecondsMax = 60
+
     // MARK: Operations
 
     /// What a 503 answer's `Retry-After` asks a device to wait, in seconds:

@@ -64,4 +64,32 @@ import Testing
         #expect(synced.status == 0, "\(synced.error)")
         #expect((try synced.json() as? [String: Any])?["accepted"] as? Int == 1, "\(synced.output)")
     }
+
+    @Test func aKioskSignUpLeavesNothingOfTheResidentOnTheScreen() async throws {
+        let district = try await District()
+        let runtime = Fixtures.TemporaryDirectory()
+        let environment = ["XDG_RUNTIME_DIR": runtime.path("")]
+        let kiosk = Programs.built("linli-kiosk")
+        #expect(try Programs.run(kiosk, ["unlock"] + district.device("kiosk"), environment: environment).status == 0)
+        let form = try PseudoTerminal(kiosk, ["signup", "-i", "--data", district.folder.path("kiosk")], environment: environment)
+        var seen = 0
+        for (prompt, answer) in [("姓名 name", "陈静"), ("联系电话 phone", "13512345678"), ("住址 address", "幸福路15号"),
+                                 ("特长 skills", "推拿")] {
+            seen = try await form.waitFor(prompt, after: seen)
+            form.type(answer + "\r")
+        }
+        seen = try await form.waitFor("回执编号", after: seen)
+        try await form.waitFor("press Enter", after: seen)
+        form.type("\r")
+        #expect(try await form.exitStatus() == 0, "\(form.screen)")
+        #expect(!form.screen.contains("PIN"))
+        // The screen was cleared (with its scrollback) after the form and
+        // again after the receipt: nothing typed is left after the last clear.
+        let clear = "\u{1B}[2J\u{1B}[3J"
+        let parts = form.screen.components(separatedBy: clear)
+        #expect(parts.count >= 3, "\(form.screen.debugDescription)")
+        #expect(parts.dropFirst().allSatisfy { !$0.contains("13512345678") && !$0.contains("陈静") }, "\(form.screen.debugDescription)")
+        #expect(parts[1].contains("回执编号"), "the receipt alone is shown between the clears: \(parts[1].debugDescription)")
+        #expect(parts.last?.contains("回执编号") == false)
+    }
 }
