@@ -220,9 +220,12 @@ public struct Form {
         for field in table.fields where !skip.contains(field.name) {
             while true {
                 var prompt = "\(field.label) \(field.name)"
-                if let choices = field.choices { prompt += "（\(choices.joined(separator: "/"))）" }
+                // Choices are numbered: 1 for the first, or the word itself.
+                if let choices = field.choices {
+                    prompt += "（" + choices.enumerated().map { "\($0.offset + 1) \($0.element)" }.joined(separator: " / ") + "）"
+                }
                 if field.type == .date { prompt += "（YYYY-MM-DD）" }
-                if field.type == .reference { prompt += "（\(field.references ?? "")记录编号）" }
+                if field.type == .reference { prompt += "（地址、姓名或编号 address, name or id）" }
                 if required && field.required { prompt += " *" }
                 if let current = values[field.name], !current.isNull {
                     prompt += " [\(FieldText.show(current, field: field, reveal: true))]"
@@ -231,7 +234,10 @@ public struct Form {
                 guard let line = read() else {
                     throw LinliError(.invalidInput, "the input ended before the form was complete; nothing was saved")
                 }
-                let answer = line.trimmingCharacters(in: .whitespaces)
+                var answer = line.trimmingCharacters(in: .whitespaces)
+                if let choices = field.choices, let number = Int(answer), (1...choices.count).contains(number) {
+                    answer = choices[number - 1]
+                }
                 if answer.isEmpty {
                     if required && field.required && (values[field.name]?.isNull ?? true) {
                         write("  必填 (required)\n")
@@ -244,6 +250,11 @@ public struct Form {
                     values[field.name] = .null
                     break
                 }
+                if field.type == .reference, let referenced = field.references, !Self.looksLikeID(answer) {
+                    guard let chosen = try choose(answer, in: referenced) else { continue }
+                    values[field.name] = .bytes(chosen.data)
+                    break
+                }
                 do {
                     values[field.name] = try records.parse(answer, field: field, table: table)
                     break
@@ -253,6 +264,34 @@ public struct Form {
             }
         }
         return values
+    }
+
+    static func looksLikeID(_ text: String) -> Bool { text.count >= 6 && text.count <= 32 && text.allSatisfy(\.isHexDigit) }
+
+    /// The record of `tableName` that `text` names: the one match, or the
+    /// one picked by its number from a list of them; nil to ask again.
+    func choose(_ text: String, in tableName: String) throws -> RowID? {
+        let table = try records.table(tableName)
+        let found: [RecordView]
+        do { found = try records.candidates(text, in: table) } catch let error as LinliError {
+            write("  ✗ \(error.message)\n")
+            return nil
+        }
+        switch found.count {
+        case 0:
+            write("  ✗ 没有匹配的\(table.label) · no \(table.name) matches \(text); 请输入地址或姓名的一部分 give part of its address or name\n")
+            return nil
+        case 1:
+            write("  → \(found[0].summary(reveal: false))\n")
+            return found[0].id
+        default:
+            for (index, record) in found.enumerated() { write("  \(index + 1)) \(record.summary(reveal: false))\n") }
+            write("  选择编号 choose 1-\(found.count)（回车重新输入 Enter to search again）: ")
+            guard let line = read(), let number = Int(line.trimmingCharacters(in: .whitespaces)), (1...found.count).contains(number) else {
+                return nil
+            }
+            return found[number - 1].id
+        }
     }
 }
 

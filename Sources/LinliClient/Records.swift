@@ -94,13 +94,42 @@ public struct Records: Sendable {
         return first
     }
 
+    /// The record of `tableName` that `text` names: its id or the start of
+    /// one, else the one record whose text fields hold it (an address, a
+    /// name, an ID number; ``find(_:in:limit:)``). Several matches are
+    /// refused with the first of them listed, so the person can say more.
+    public func reference(_ text: String, in tableName: String) throws -> RowID {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed.count >= 6, trimmed.count <= 32, trimmed.allSatisfy(\.isHexDigit) {
+            return try resolve(trimmed, in: tableName).1
+        }
+        let table = try table(tableName)
+        let found = try candidates(trimmed, in: table)
+        guard let only = found.first else {
+            throw LinliError(.notFound, "no \(table.label) on this device matches \(trimmed)",
+                             hint: "give part of its address or name, or its id (linli find \(trimmed.prefix(20)) searches every record type)")
+        }
+        guard found.count == 1 else {
+            throw LinliError(.invalidInput, "\(found.count == Limits.referenceCandidatesMax ? "\(found.count) or more" : "\(found.count)") \(table.label) records match \(trimmed): "
+                             + found.prefix(3).map { $0.summary(reveal: false) }.joined(separator: "; "),
+                             hint: "give more of it, or the id of the one you mean")
+        }
+        return only.id
+    }
+
+    /// The records of `table` that `text` may name, at most
+    /// ``Limits/referenceCandidatesMax``.
+    public func candidates(_ text: String, in table: TableSchema) throws -> [RecordView] {
+        try find(text, in: table.name, limit: Limits.referenceCandidatesMax)
+    }
+
     /// Parses `field=value` assignments for `table`.
     public func parse(_ assignments: [String], table: TableSchema) throws -> [String: Value] {
-        try FieldText.parse(assignments: assignments, table: table) { referenced, id in try resolve(id, in: referenced).1 }
+        try FieldText.parse(assignments: assignments, table: table) { referenced, text in try reference(text, in: referenced) }
     }
 
     public func parse(_ text: String, field: FieldSchema, table: TableSchema) throws -> Value {
-        try FieldText.parse(text, field: field, table: table) { referenced, id in try resolve(id, in: referenced).1 }
+        try FieldText.parse(text, field: field, table: table) { referenced, text in try reference(text, in: referenced) }
     }
 
     /// One record, or nil when this replica does not have it.

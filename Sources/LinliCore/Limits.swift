@@ -180,6 +180,10 @@ public enum Limits {
     /// next resident, in seconds.
     public static let kioskReceiptSecondsMax = 60
 
+    /// Most records a reference typed as text (an address, a name) offers
+    /// to choose from.
+    public static let referenceCandidatesMax = 9
+
     // MARK: Operations
 
     /// What a 503 answer's `Retry-After` asks a device to wait, in seconds:
