@@ -202,29 +202,14 @@ struct Sync: AsyncParsableCommand {
     }
 }
 
-struct Unlock: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Unlock the kiosk's key for the day: the operator types the PIN once, and residents are never asked for it.",
-        discussion: """
-            The unsealed key is kept in memory-backed storage readable by this user only ($XDG_RUNTIME_DIR, else \
-            /dev/shm), until --for has passed (at most 16 h) or `lock`; docs/SECURITY.md says what that protects against.
-            """)
-    @OptionGroup var device: DeviceOptions
-    @Option(name: .customLong("for"), help: "How long: 8h, 90m, 45s (default 16h).") var duration = "16h"
-
-    func run() async throws {
-        try await guarded(program) { print(try SessionKey.unlock(device, for: duration)) }
-    }
+/// What the shared unlock and lock commands say of this program.
+enum ThisProgram: FieldProgram {
+    static let name = program
+    static let unlockDefault = "16h"
+    static let unlockAbstract = "Unlock the kiosk's key for the day: the operator types the PIN once, and residents are never asked for it."
 }
-
-struct Lock: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Lock this device's key now: the unlocked copy is wiped, the PIN is asked again.")
-    @OptionGroup var device: DeviceOptions
-
-    func run() async throws {
-        try await guarded(program) { print(try SessionKey.lock(device)) }
-    }
-}
+typealias Unlock = UnlockCommand<ThisProgram>
+typealias Lock = LockCommand<ThisProgram>
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -28,29 +28,14 @@ struct Linli: AsyncParsableCommand {
 
 let program = "linli"
 
-struct Unlock: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Unlock this device's key for a working session: the PIN once, not at every command.",
-        discussion: """
-            The unsealed key is kept in memory-backed storage readable by this user only ($XDG_RUNTIME_DIR, else \
-            /dev/shm), until --for has passed (at most 16 h) or `lock`; docs/SECURITY.md says what that protects against.
-            """)
-    @OptionGroup var device: DeviceOptions
-    @Option(name: .customLong("for"), help: "How long: 8h, 90m, 45s (default 8h).") var duration = "8h"
-
-    func run() async throws {
-        try await guarded(program) { print(try SessionKey.unlock(device, for: duration)) }
-    }
+/// What the shared unlock and lock commands say of this program.
+enum ThisProgram: FieldProgram {
+    static let name = program
+    static let unlockDefault = "8h"
+    static let unlockAbstract = "Unlock this device's key for a working session: the PIN once, not at every command."
 }
-
-struct Lock: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Lock this device's key now: the unlocked copy is wiped, the PIN is asked again.")
-    @OptionGroup var device: DeviceOptions
-
-    func run() async throws {
-        try await guarded(program) { print(try SessionKey.lock(device)) }
-    }
-}
+typealias Unlock = UnlockCommand<ThisProgram>
+typealias Lock = LockCommand<ThisProgram>
 
 /// Options of commands that print records.
 struct OutputOptions: ParsableArguments {
