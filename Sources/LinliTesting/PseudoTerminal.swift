@@ -70,35 +70,44 @@ public final class PseudoTerminal: @unchecked Sendable {
         controller.write(Data(keys.utf8))
     }
 
+    /// How often the screen is looked at while waiting, in seconds.
+    static let pollSeconds = 0.02
+
     /// Waits until the screen shows `text` (after `from` characters of it),
-    /// at most `seconds`; throws with the screen when it does not.
+    /// looking at most `seconds` worth of times; throws with the screen
+    /// when it does not. The limit counts looks, not the clock: in a test
+    /// process whose threads are all busy a task may not run for minutes,
+    /// and a clock deadline would pass before the first look.
     @discardableResult
     public func waitFor(_ text: String, after from: Int = 0, seconds: Double = 60) async throws -> Int {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
+        for _ in 0...Int(seconds / Self.pollSeconds) {
             let shown = screen
-            if let range = shown.range(of: text, range: shown.index(shown.startIndex, offsetBy: min(from, shown.count))..<shown.endIndex) {
+            let start = shown.index(shown.startIndex, offsetBy: min(from, shown.count))
+            if let range = shown.range(of: text, range: start..<shown.endIndex) {
                 return shown.distance(from: shown.startIndex, to: range.upperBound)
             }
-            if !process.isRunning, !screen.contains(text) {
-                throw TerminalError("the program ended (status \(process.terminationStatus)) without showing \(text); its screen:\n\(screen)")
+            if !process.isRunning {
+                // Whatever it wrote before it ended has been read by now, or soon.
+                try await Task.sleep(nanoseconds: 200_000_000)
+                if screen.range(of: text, range: screen.index(screen.startIndex, offsetBy: min(from, screen.count))..<screen.endIndex) == nil {
+                    throw TerminalError("the program ended (status \(process.terminationStatus)) without showing \(text); its screen:\n\(screen)")
+                }
+                continue
             }
-            try await Task.sleep(nanoseconds: 20_000_000)
+            try await Task.sleep(nanoseconds: UInt64(Self.pollSeconds * 1e9))
         }
-        throw TerminalError("no \(text) on the screen within \(seconds) s; its screen:\n\(screen)")
+        throw TerminalError("no \(text) on the screen within \(seconds) s of looking; its screen:\n\(screen)")
     }
 
-    /// Waits for the program to end, at most `seconds`, and returns its status.
+    /// Waits for the program to end, looking at most `seconds` worth of
+    /// times (as ``waitFor(_:after:seconds:)``), and returns its status.
     public func exitStatus(seconds: Double = 60) async throws -> Int32 {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning {
-            guard Date() < deadline else {
-                process.terminate()
-                throw TerminalError("the program did not end within \(seconds) s; its screen:\n\(screen)")
-            }
-            try await Task.sleep(nanoseconds: 20_000_000)
+        for _ in 0...Int(seconds / Self.pollSeconds) {
+            if !process.isRunning { return process.terminationStatus }
+            try await Task.sleep(nanoseconds: UInt64(Self.pollSeconds * 1e9))
         }
-        return process.terminationStatus
+        process.terminate()
+        throw TerminalError("the program did not end within \(seconds) s of looking; its screen:\n\(screen)")
     }
 }
 
