@@ -110,17 +110,23 @@ import Testing
         let first = try await Self.login(base, user: Self.staff, password: Self.password, from: office)
         #expect(Self.succeeded(first), "\(first.status) \(first.body.prefix(300))")
         try await Self.fail(base, user: Self.staff, from: attacker, count: 1)
+        let failedAt = Date()
         let second = try await Self.login(base, user: Self.staff, password: Self.password, from: office)
         #expect(Self.succeeded(second), "\(second.status) \(second.body.prefix(300))")
         // The guesser's own wait ends on its schedule: after it, the right
         // password from there gets in too (it waits for its own failures only).
         let own = try await Self.login(base, user: Self.staff, password: Self.password, from: attacker)
-        #expect(own.status == 429)
-        let seconds = UInt64(own.headers["retry-after"] ?? "") ?? 8
-        #expect((1...8).contains(seconds), "Retry-After \(own.headers["retry-after"] ?? "none")")
-        try await Task.sleep(nanoseconds: seconds * 1_000_000_000 + 300_000_000)
-        let after = try await Self.login(base, user: Self.staff, password: Self.password, from: attacker)
-        #expect(Self.succeeded(after), "\(after.status)")
+        if own.status == 429 {
+            let seconds = UInt64(own.headers["retry-after"] ?? "") ?? 8
+            #expect((1...8).contains(seconds), "Retry-After \(own.headers["retry-after"] ?? "none")")
+            try await Task.sleep(nanoseconds: seconds * 1_000_000_000 + 300_000_000)
+            let after = try await Self.login(base, user: Self.staff, password: Self.password, from: attacker)
+            #expect(Self.succeeded(after), "\(after.status)")
+        } else {
+            // On a loaded machine the wait (at least 4 s) may have passed
+            // before this try: let in then, and only then.
+            #expect(Self.succeeded(own) && Date().timeIntervalSince(failedAt) >= 4, "\(own.status) after \(Date().timeIntervalSince(failedAt)) s")
+        }
         // An address trying name after name waits for every name.
         for index in 0..<Limits.deskLoginFailuresPerAddressFree {
             let wrong = try await Self.login(base, user: "猜测\(index)", password: "x", from: "203.0.113.8")

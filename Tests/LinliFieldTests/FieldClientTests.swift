@@ -107,12 +107,18 @@ import Testing
         // The kiosk takes a sign-up offline, then syncs in its night window.
         let signup = try district.json("kiosk", ["signup", "name=陈静", "phone=13512345678", "address=幸福路15号", "skills=推拿"]) as? [String: Any]
         #expect((signup?["receipt"] as? String)?.count == 8)
-        let now = Date()
         let formatter = DateFormatter()
         formatter.dateFormat = "HH:mm:ss"
-        let window = "\(formatter.string(from: now))-\(formatter.string(from: now.addingTimeInterval(3)))"
-        let night = try district.run("kiosk", ["run", "--window", window, "--once", "--log", district.folder.path("kiosk.log")])
-        #expect(night.status == 0, "\(night.error)")
+        // A short window starting now. Its moment is random, and on a loaded
+        // machine a sync late in it may be cut at its end, as it must be
+        // (KioskWindowTests): then the next window is tried, at most four.
+        var night: Programs.Result?
+        for _ in 0..<4 where night?.status != 0 {
+            let now = Date()
+            let window = "\(formatter.string(from: now))-\(formatter.string(from: now.addingTimeInterval(6)))"
+            night = try district.run("kiosk", ["run", "--window", window, "--once", "--log", district.folder.path("kiosk.log")])
+        }
+        #expect(night?.status == 0, "\(night?.error ?? "")")
         let log = try String(contentsOfFile: district.folder.path("kiosk.log"), encoding: .utf8)
         #expect(log.contains("next sync at") && log.contains("synced: sent 1 (accepted 1"), "\(log)")
         _ = try district.sync("kiosk")
