@@ -112,8 +112,16 @@ step "at the community hall a resident signs up as a volunteer at the kiosk (off
 
 step "night: the kiosk syncs once inside its window, at a random moment"
 now=$(date +%s)
-window="$(date -d "@$now" +%H:%M:%S)-$(date -d "@$((now + 3))" +%H:%M:%S)"
-"$kiosk" run "${hall[@]}" --window "$window" --once --log "$demo/kiosk.log"
+window="$(date -d "@$now" +%H:%M:%S)-$(date -d "@$((now + 6))" +%H:%M:%S)"
+# The moment is random: on a loaded machine a sync late in a short window is
+# cut at its end (as it must be) and waits for the next; here the next comes
+# at once, at most three more times.
+for night in 1 2 3 4; do
+  if "$kiosk" run "${hall[@]}" --window "$window" --once --log "$demo/kiosk.log"; then break; fi
+  [ "$night" -lt 4 ] || { echo "the kiosk did not sync in four windows; see $demo/kiosk.log" >&2; exit 1; }
+  now=$(date +%s)
+  window="$(date -d "@$now" +%H:%M:%S)-$(date -d "@$((now + 6))" +%H:%M:%S)"
+done
 cat "$demo/kiosk.log"
 
 step "everyone syncs"
