@@ -36,8 +36,20 @@ public struct DeviceOptions: ParsableArguments {
             return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
         }
         if let value = ProcessInfo.processInfo.environment["LINLI_PIN"] { return value }
+        return try Self.typed { try SecretPrompt.read(prompt) }
+    }
+
+    /// A PIN chosen now: from the file or `LINLI_PIN` as they are, or typed
+    /// twice at the terminal.
+    public func newPIN(prompt: String) throws -> String {
+        if pinFile != nil || ProcessInfo.processInfo.environment["LINLI_PIN"] != nil { return try pin(prompt: prompt) }
+        return try Self.typed { try SecretPrompt.choose(prompt) }
+    }
+
+    /// A PIN from the terminal: none there is an error, Ctrl-C a cancel.
+    private static func typed(_ prompt: () throws -> String?) throws -> String {
         do {
-            guard let entered = try SecretPrompt.read(prompt) else {
+            guard let entered = try prompt() else {
                 throw LinliError(.invalidInput, "no PIN given", hint: "use --pin-file FILE or set LINLI_PIN")
             }
             return entered
@@ -46,34 +58,23 @@ public struct DeviceOptions: ParsableArguments {
         }
     }
 
-    /// A PIN chosen now: from the file or `LINLI_PIN` as they are, or typed
-    /// twice at the terminal.
-    public func newPIN(prompt: String) throws -> String {
-        if pinFile != nil || ProcessInfo.processInfo.environment["LINLI_PIN"] != nil { return try pin(prompt: prompt) }
-        do {
-            guard let chosen = try SecretPrompt.choose(prompt) else {
-                throw LinliError(.invalidInput, "no PIN given", hint: "use --pin-file FILE or set LINLI_PIN")
-            }
-            return chosen
-        } catch is SecretPrompt.Cancelled {
-            throw SecretPrompt.cancelled()
+    /// The key unlocked for this session (`unlock`), if any.
+    private func unlocked(_ device: FieldDevice) -> (DeviceIdentity, [SigningKey])? {
+        UnlockedKey.load(device: device.device).map {
+            (DeviceIdentity(device: device.device, key: $0.key, user: device.settings.user), $0.previous)
         }
     }
 
     /// The device's signing identity: the key unlocked for this session
     /// (`unlock`), else the key unsealed with the PIN.
     public func identity(_ device: FieldDevice) throws -> DeviceIdentity {
-        if let unlocked = UnlockedKey.load(device: device.device) {
-            return DeviceIdentity(device: device.device, key: unlocked.key, user: device.settings.user)
-        }
+        if let (identity, _) = unlocked(device) { return identity }
         return try device.identity(pin: try pin())
     }
 
     /// The identity and the keys before a rotation, for a sync.
     public func keys(_ device: FieldDevice) throws -> (DeviceIdentity, [SigningKey]) {
-        if let unlocked = UnlockedKey.load(device: device.device) {
-            return (DeviceIdentity(device: device.device, key: unlocked.key, user: device.settings.user), unlocked.previous)
-        }
+        if let keys = unlocked(device) { return keys }
         let pin = try pin()
         return (try device.identity(pin: pin), try device.previousKeys(pin: pin))
     }
@@ -250,7 +251,7 @@ public struct Form {
                     values[field.name] = .null
                     break
                 }
-                if field.type == .reference, let referenced = field.references, !Self.looksLikeID(answer) {
+                if field.type == .reference, let referenced = field.references, !Records.looksLikeID(answer) {
                     guard let chosen = try choose(answer, in: referenced) else { continue }
                     values[field.name] = .bytes(chosen.data)
                     break
@@ -265,8 +266,6 @@ public struct Form {
         }
         return values
     }
-
-    static func looksLikeID(_ text: String) -> Bool { text.count >= 6 && text.count <= 32 && text.allSatisfy(\.isHexDigit) }
 
     /// The record of `tableName` that `text` names: the one match, or the
     /// one picked by its number from a list of them; nil to ask again.

@@ -100,9 +100,7 @@ public struct Records: Sendable {
     /// refused with the first of them listed, so the person can say more.
     public func reference(_ text: String, in tableName: String) throws -> RowID {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if trimmed.count >= 6, trimmed.count <= 32, trimmed.allSatisfy(\.isHexDigit) {
-            return try resolve(trimmed, in: tableName).1
-        }
+        if Self.looksLikeID(trimmed) { return try resolve(trimmed, in: tableName).1 }
         let table = try table(tableName)
         let found = try candidates(trimmed, in: table)
         guard let only = found.first else {
@@ -116,6 +114,10 @@ public struct Records: Sendable {
         }
         return only.id
     }
+
+    /// Whether `text` is written as a record id or the start of one (6 to
+    /// 32 hex digits), not as an address or a name.
+    public static func looksLikeID(_ text: String) -> Bool { text.count >= 6 && text.count <= 32 && text.allSatisfy(\.isHexDigit) }
 
     /// The records of `table` that `text` may name, at most
     /// ``Limits/referenceCandidatesMax``.

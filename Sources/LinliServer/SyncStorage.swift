@@ -67,26 +67,44 @@ public final class MeasuredStorage: SyncStorage {
     static let operations = ["access", "apply", "pull", "pull_device", "heads", "log_end", "trust", "refused", "conflicts",
                              "snapshot", "review_queue", "review_item", "resolve"]
 
+    /// The series of one operation, made once: every push and pull goes
+    /// through here, and a lookup in the metrics factory per call is work
+    /// on that path for nothing.
+    private struct Series: Sendable {
+        let seconds: Timer
+        let inFlight: Meter
+        let failures: Counter
+
+        init(_ operation: String) {
+            let dimensions = [("operation", operation)]
+            seconds = Timer(label: ServerMetrics.storeSeconds, dimensions: dimensions)
+            inFlight = Meter(label: ServerMetrics.storeInFlight, dimensions: dimensions)
+            failures = Counter(label: ServerMetrics.storeFailures, dimensions: dimensions)
+        }
+    }
+
+    private let series: [String: Series]
+
+    /// Make it after `MetricsSystem.bootstrap`: its series are made here.
     public init(_ base: any SyncStorage, before: (@Sendable (String) throws -> Void)? = nil) {
         self.base = base
         self.before = before
+        series = Dictionary(uniqueKeysWithValues: Self.operations.map { ($0, Series($0)) })
     }
 
     private func measure<T>(_ operation: String, _ body: () throws -> T) throws -> T {
-        let dimensions = [("operation", operation)]
-        let inFlight = Meter(label: ServerMetrics.storeInFlight, dimensions: dimensions)
-        inFlight.increment()
+        let series = series[operation] ?? Series(operation)
+        series.inFlight.increment()
         let started = DispatchTime.now().uptimeNanoseconds
         defer {
-            Timer(label: ServerMetrics.storeSeconds, dimensions: dimensions)
-                .recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
-            inFlight.decrement()
+            series.seconds.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+            series.inFlight.decrement()
         }
         do {
             try before?(operation)
             return try body()
         } catch {
-            Counter(label: ServerMetrics.storeFailures, dimensions: dimensions).increment()
+            series.failures.increment()
             throw error
         }
     }
