@@ -89,8 +89,10 @@ step "李明 (G1) registers a house, a resident, a rental with two tenants and a
 house=$("$linli" add house "${li[@]}" address=幸福路12号 unit=2单元 room=301 use=出租 owner_name=赵建国 owner_id_number=11010519491231002X owner_phone=13911112222 --json | id_of)
 resident=$("$linli" add person "${li[@]}" name=张秀英 id_number=110105195803120029 gender=女 ethnicity=汉族 birth_date=1958-03-12 residence_type=户籍人口 phone=13800001111 house="$house" care_tags=独居老人 --json | id_of)
 rental=$("$linli" add rental "${li[@]}" house="$house" landlord=赵建国 landlord_phone=13911112222 lease_start=2026-09-01 lease_end=2027-08-31 rent=2800 --json | id_of)
-"$linli" add tenant "${li[@]}" rental="$rental" name=刘洋 gender=男 age=28 ethnicity=汉族 id_number=320102199801010019 phone=15000001234 occupation=程序员 moved_in=2026-09-01 > /dev/null
-"$linli" add tenant "${li[@]}" rental="$rental" name=陈思 gender=女 age=26 ethnicity=回族 id_number=320102200001010024 phone=15000005678 occupation=教师 moved_in=2026-09-01 > /dev/null
+# Ages as on the day: the server checks each against the year of birth in the ID.
+year=$(date +%Y)
+"$linli" add tenant "${li[@]}" rental="$rental" name=刘洋 gender=男 age=$((year - 1998)) ethnicity=汉族 id_number=320102199801010019 phone=15000001234 occupation=程序员 moved_in=2026-09-01 > /dev/null
+"$linli" add tenant "${li[@]}" rental="$rental" name=陈思 gender=女 age=$((year - 2000)) ethnicity=回族 id_number=320102200001010024 phone=15000005678 occupation=教师 moved_in=2026-09-01 > /dev/null
 volunteer=$("$linli" add volunteer "${li[@]}" person="$resident" name=张秀英 phone=13800001111 team="$team" joined=today --json | id_of)
 "$linli" volunteer hours "$volunteer" "${li[@]}" --hours 2.5
 "$linli" add visit "${li[@]}" house="$house" notes=走访出租屋，核对承租人信息 > /dev/null

@@ -189,6 +189,8 @@ struct Add: AsyncParsableCommand {
     @Argument(help: "The record type (see `linli tables`).") var table: String
     @Argument(help: "field=value pairs (field names or their Chinese labels).") var assignments: [String] = []
     @Flag(name: [.customShort("i"), .long], help: "Ask for each field in turn.") var interactive = false
+    @Flag(name: .customLong("duplicate-ok"), help: "Record it even though a record with the same ID number is on this device (both go to the review queue).")
+    var duplicateOK = false
 
     func run() async throws {
         try await guarded(program) {
@@ -202,7 +204,7 @@ struct Add: AsyncParsableCommand {
                 while true {
                     values = try form.fill(table, start: start, required: true)
                     do {
-                        try show(try work.create(table, values), output)
+                        try show(try work.create(table, values, duplicateOK: duplicateOK), output)
                         break
                     } catch let error as LinliError where error.code == .invalidInput || error.code == .outOfScope {
                         print("✗ \(error.message)\n请更正 (please correct):")
@@ -210,7 +212,7 @@ struct Add: AsyncParsableCommand {
                     }
                 }
             } else {
-                try show(try work.create(table, values), output)
+                try show(try work.create(table, values, duplicateOK: duplicateOK), output)
             }
             output.noteReveal(opened, "add \(table.name)")
         }

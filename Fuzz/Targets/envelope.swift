@@ -35,7 +35,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             _ = FieldText.show(write.value, field: field, reveal: true)
             values[field.name] = write.value
         }
-        _ = try? table.checkRules(values, touching: Set(values.keys))
+        _ = try? table.checkRules(values, touching: Set(values.keys), madeAt: signed.header.hlc.milliseconds)
     }
 
     var copy = signed.changeSet

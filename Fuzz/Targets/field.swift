@@ -28,10 +28,14 @@ let extra: TableSchema = {
         FieldSchema("name", .text, personal: true),
         FieldSchema("start", .timestamp), FieldSchema("end", .timestamp),
         FieldSchema("id_number", .text, format: .citizenID), FieldSchema("birth", .date), FieldSchema("gender", .text, choices: ["男", "女"]),
+        FieldSchema("age", .integer), FieldSchema("doc_type", .text, choices: IdentityDocument.allCases.map(\.rawValue)),
+        FieldSchema("doc", .text, format: .document), FieldSchema("phone", .text, format: .phone), FieldSchema("nation", .text, format: .ethnicity),
     ]
     return TableSchema("extra", label: "测试", scope: .public, fields: fields, rules: [
         .dateOrder(start: "start", end: "end", strict: true),
-        .citizenIDMatches(id: "id_number", birthDate: "birth", gender: "gender"),
+        .citizenIDMatches(id: "id_number", birthDate: "birth", gender: "gender", age: "age"),
+        .notInFuture(field: "birth"),
+        .documentMatches(type: "doc_type", id: "id_number", number: "doc"),
     ])
 }()
 let tables = schema.tables + [extra]
@@ -41,6 +45,9 @@ func shown(_ value: Value, _ field: FieldSchema) {
     _ = FieldText.show(value, field: field, reveal: false)
     _ = FieldText.show(value, field: field, reveal: true)
 }
+
+/// When the changes are judged made: 2026-12-01 08:00 UTC.
+let madeAt: UInt64 = 1_796_112_000_000
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -55,7 +62,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             guard let field = table.field(name) else { preconditionFailure("parsed a field the table does not declare: \(name)") }
             shown(value, field)
         }
-        _ = try? table.checkRules(values, touching: Set(values.keys))
+        _ = try? table.checkRules(values, touching: Set(values.keys), madeAt: madeAt)
         return 0
     }
     let second = bytes.count > 1 ? Int(bytes[bytes.startIndex + 1]) : 0
@@ -66,7 +73,14 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // What parse returns has passed the field's own checks.
     do { try field.check(value, table: table.name) } catch { preconditionFailure("parse returned a value its field refuses: \(error)") }
     shown(value, field)
+    // The one stored form is a fixed point: storing it again changes nothing.
+    if let format = field.format, case .text(let stored) = value {
+        precondition(format.normalised(stored) == stored, "\(format) stores \(stored), which it would store differently again")
+    }
+    if field.type == .date, case .text(let stored) = value {
+        precondition(FieldSchema.normalisedDate(stored) == stored, "the date \(stored) is stored as another")
+    }
     _ = FieldText.mask(text, field: field)
-    _ = try? table.checkRules([field.name: value], touching: [field.name])
+    _ = try? table.checkRules([field.name: value], touching: [field.name], madeAt: madeAt)
     return 0
 }

@@ -257,7 +257,18 @@ public struct Form {
                     break
                 }
                 do {
-                    values[field.name] = try records.parse(answer, field: field, table: table)
+                    var trial = values
+                    trial[field.name] = try records.parse(answer, field: field, table: table)
+                    // A rule across fields is checked as soon as its fields
+                    // are answered, not at the end.
+                    let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+                    do { try table.checkRules(trial.filter { !$0.value.isNull }, touching: [field.name], madeAt: now) } catch {
+                        write("  ✗ \(error.message)\n")
+                        if let hint = error.hint { write("    \(hint)\n") }
+                        continue
+                    }
+                    values = trial
+                    derive(from: field, in: table, now: now, into: &values)
                     break
                 } catch let error as LinliError {
                     write("  ✗ \(error.message)\n")
@@ -265,6 +276,27 @@ public struct Form {
             }
         }
         return values
+    }
+
+    /// What an answer gives of other fields, filled in where they are
+    /// empty and shown in brackets when their turn comes (Enter keeps
+    /// them): the birth date, gender and age a citizen ID encodes.
+    func derive(from field: FieldSchema, in table: TableSchema, now: UInt64, into values: inout [String: Value]) {
+        guard let text = values[field.name]?.text, let citizen = try? CitizenID(text) else { return }
+        var derived: [String] = []
+        func fill(_ name: String?, _ value: Value) {
+            guard let name, let target = table.field(name), values[name]?.isNull ?? true, (try? target.check(value, table: table.name)) != nil else { return }
+            values[name] = value
+            derived.append("\(target.label.isEmpty ? name : target.label) \(FieldText.show(value, field: target, reveal: true))")
+        }
+        for case .citizenIDMatches(let id, let birthDate, let gender, let age) in table.rules where id == field.name {
+            fill(birthDate, .text(citizen.birthDate))
+            fill(gender, .text(citizen.gender.rawValue))
+            fill(age, .integer(Int64(CalendarDay.age(born: citizen.birthDate, on: CalendarDay.date(of: now, offsetHours: 8)))))
+        }
+        if !derived.isEmpty {
+            write("  → 由身份号码得出 from the ID number: \(derived.joined(separator: "、"))（轮到时回车确认 Enter confirms when asked）\n")
+        }
     }
 
     /// The record of `tableName` that `text` names: the one match, or the

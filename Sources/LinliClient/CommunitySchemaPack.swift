@@ -197,7 +197,8 @@ extension SchemaPacks {
         {
           "name": "birth_date",
           "type": "date",
-          "label": "出生日期"
+          "label": "出生日期",
+          "personal": true
         },
         {
           "name": "hukou_place",
@@ -241,7 +242,8 @@ extension SchemaPacks {
         {
           "name": "care_tags",
           "type": "text",
-          "label": "关爱标签"
+          "label": "关爱标签",
+          "personal": true
         },
         {
           "name": "moved_in",
@@ -252,6 +254,26 @@ extension SchemaPacks {
           "name": "moved_out",
           "type": "date",
           "label": "迁出日期"
+        },
+        {
+          "name": "id_type",
+          "type": "text",
+          "label": "证件类型",
+          "choices": [
+            "居民身份证",
+            "港澳台居民居住证",
+            "外国人永久居留身份证",
+            "护照",
+            "港澳居民来往内地通行证",
+            "台湾居民来往大陆通行证"
+          ]
+        },
+        {
+          "name": "document_number",
+          "type": "text",
+          "label": "其他证件号码",
+          "personal": true,
+          "format": "document"
         }
       ],
       "rules": [
@@ -266,6 +288,22 @@ extension SchemaPacks {
           "start": "moved_in",
           "end": "moved_out",
           "strict": false
+        },
+        {
+          "kind": "date_order",
+          "start": "birth_date",
+          "end": "moved_in",
+          "strict": false
+        },
+        {
+          "kind": "not_in_future",
+          "field": "birth_date"
+        },
+        {
+          "kind": "document_matches",
+          "type": "id_type",
+          "id": "id_number",
+          "number": "document_number"
         }
       ]
     },
@@ -396,6 +434,7 @@ extension SchemaPacks {
           "name": "age",
           "type": "integer",
           "label": "年龄",
+          "personal": true,
           "minimum": 0,
           "maximum": 150
         },
@@ -438,19 +477,46 @@ extension SchemaPacks {
           "name": "moved_out",
           "type": "date",
           "label": "迁出日期"
+        },
+        {
+          "name": "id_type",
+          "type": "text",
+          "label": "证件类型",
+          "choices": [
+            "居民身份证",
+            "港澳台居民居住证",
+            "外国人永久居留身份证",
+            "护照",
+            "港澳居民来往内地通行证",
+            "台湾居民来往大陆通行证"
+          ]
+        },
+        {
+          "name": "document_number",
+          "type": "text",
+          "label": "其他证件号码",
+          "personal": true,
+          "format": "document"
         }
       ],
       "rules": [
         {
           "kind": "citizen_id_matches",
           "id": "id_number",
-          "gender": "gender"
+          "gender": "gender",
+          "age": "age"
         },
         {
           "kind": "date_order",
           "start": "moved_in",
           "end": "moved_out",
           "strict": false
+        },
+        {
+          "kind": "document_matches",
+          "type": "id_type",
+          "id": "id_number",
+          "number": "document_number"
         }
       ]
     },

@@ -11,6 +11,9 @@ public struct FieldWork: Sendable {
     public let identity: DeviceIdentity
     /// The grids the device covers (empty for staff: every grid).
     public let grids: [String]
+    /// The rules across records; values they say are unique are checked
+    /// when a record is made.
+    public var invariants: [Invariant] = Invariant.community
 
     public init(records: Records, identity: DeviceIdentity, grids: [String]) {
         self.records = records
@@ -46,15 +49,35 @@ public struct FieldWork: Sendable {
 
     /// Creates a record: `values` over the defaults. Returns it as stored.
     @discardableResult
-    public func create(_ table: TableSchema, _ values: [String: Value]) throws -> RecordView {
+    ///
+    /// A value that must be unique (``Invariant/unique(name:table:field:)``,
+    /// such as a person's citizen ID) and is already on a live record of
+    /// this device is refused as a duplicate naming that record, unless
+    /// `duplicateOK`: then it is recorded, and the server's review queue
+    /// shows the two.
+    public func create(_ table: TableSchema, _ values: [String: Value], duplicateOK: Bool = false) throws -> RecordView {
         var all = defaults(for: table).merging(values) { $1 }
         if let gridField = table.gridField, all[gridField] == nil || all[gridField]?.isNull == true {
             throw LinliError(.invalidInput, "say which grid the \(table.label) is in: \(gridField)=\(grids.isEmpty ? "GRID" : grids.joined(separator: "|"))")
         }
         all = all.filter { !$0.value.isNull }
+        if !duplicateOK { try refuseDuplicates(table, all) }
         var id = RowID(high: 0, low: 0)
         try store.write(as: identity) { tx in id = try tx.create(table.name, all) }
         return try records.record(table, id)!
+    }
+
+    /// The records that already hold a value of `values` that must be
+    /// unique, refused as invalid input naming the record that has it.
+    func refuseDuplicates(_ table: TableSchema, _ values: [String: Value]) throws {
+        for case .unique(_, let tableName, let fieldName) in invariants where tableName == table.name {
+            guard let value = values[fieldName], let field = table.field(fieldName),
+                  let existing = try records.sameValue(value, in: table, field: fieldName).first else { continue }
+            throw LinliError(
+                .invalidInput,
+                "\(table.label.isEmpty ? table.name : table.label) \(existing.id.hex.prefix(8)) already has \(field.label.isEmpty ? field.name : field.label) \(FieldText.show(value, field: field, reveal: false)): \(existing.summary(reveal: false))",
+                hint: "open it with `linli show \(existing.id.hex.prefix(8))` and edit it; if this is another person with the same number, add --duplicate-ok and the two go to the review queue")
+        }
     }
 
     /// Changes fields of a record.
@@ -109,6 +132,14 @@ public struct FieldWork: Sendable {
                       found.values["grid"]?.text == grid else {
                     throw LinliError(.notFound, "house \(house.hex) is not a house of grid \(grid) on this device")
                 }
+                // The resident typed the address; the house must be that one,
+                // number for number (building, unit, room), not a neighbour's.
+                let typed = given["address"]?.text ?? ""
+                let recorded = ["address", "unit", "room"].compactMap { found.values[$0]?.text }.joined(separator: " ")
+                if !typed.isEmpty, Self.addressNumbers(typed) != Self.addressNumbers(recorded) {
+                    throw LinliError(.invalidInput, "the pre-registration is for \(typed), but house \(house.hex.prefix(8)) is \(recorded)",
+                                     hint: "give the house of that address, or leave out --house to record it as a new house")
+                }
                 values["house"] = .bytes(house.data)
             } else {
                 newHouse = ["grid": .text(grid), "address": given["address"] ?? .null, "use": .text("出租")]
@@ -122,6 +153,13 @@ public struct FieldWork: Sendable {
             created = try tx.create(target.name, values)
         }
         return try records.record(target, created)!
+    }
+
+    /// The numbers of an address in order (幸福路12号2单元302 gives 12, 2,
+    /// 302), full-width digits as ASCII: two ways of writing one address
+    /// agree on them, and a neighbour's door does not.
+    static func addressNumbers(_ address: String) -> [Int] {
+        FormatText.halfWidth(address).split { !$0.isASCII || !$0.isNumber }.compactMap { Int($0.prefix(9)) }
     }
 
     // MARK: Rentals

@@ -19,9 +19,17 @@ public enum FieldText {
     /// Masks personal data for the screen: a citizen ID keeps its region
     /// and last four characters (110105********002X), a phone its first
     /// three and last four digits (138****5678), a name its first
-    /// character (张**), anything else its first quarter.
+    /// character (张**), anything else its first quarter. A personal date
+    /// or number shows nothing of itself (****-**-**, **): a birth date's
+    /// year with the ID's region and last four leaves too few birth dates
+    /// to try, and an age gives the year.
     public static func mask(_ text: String, field: FieldSchema) -> String {
         let characters = Array(text)
+        switch field.type {
+        case .date: return String(characters.map { $0.isNumber ? "*" : $0 })
+        case .integer, .real, .timestamp, .boolean: return "**"
+        default: break
+        }
         func keep(_ head: Int, _ tail: Int) -> String {
             guard characters.count > head + tail else { return String(repeating: "*", count: max(characters.count, 1)) }
             return String(characters.prefix(head)) + String(repeating: "*", count: characters.count - head - tail) + String(characters.suffix(tail))
@@ -53,7 +61,9 @@ public enum FieldText {
     }
 
     /// Parses `raw` for `field`. Empty text clears the field. Dates are
-    /// `YYYY-MM-DD` (or 今天/today); times `YYYY-MM-DD HH:MM` (or 现在/now)
+    /// `YYYY-MM-DD` (or 今天/today; `2026/9/1`, `2026年9月1日` and the
+    /// like are stored as `YYYY-MM-DD`); text of a format is stored in the
+    /// format's one form (``FieldFormat/normalised(_:)``); times `YYYY-MM-DD HH:MM` (or 现在/now)
     /// in this machine's time zone; yes/no as 是/否, true/false, 1/0; bytes
     /// as hex. References go through `resolve(referenced table, text)`.
     /// Then the field's own checks (choices, formats, ranges) apply.
@@ -65,7 +75,8 @@ public enum FieldText {
         let value: Value
         switch field.type {
         case .text:
-            value = .text(text)
+            // Stored in the format's one form, so equal values are equal.
+            value = .text(field.format?.normalised(text) ?? text)
         case .integer:
             guard let integer = Int64(text) else { throw LinliError(.invalidInput, "\(name) takes a whole number, not \(text)") }
             value = .integer(integer)
@@ -79,7 +90,7 @@ public enum FieldText {
             default: throw LinliError(.invalidInput, "\(name) takes 是 or 否 (yes or no), not \(text)")
             }
         case .date:
-            value = .text(["今天", "today"].contains(text.lowercased()) ? today() : text)
+            value = .text(["今天", "today"].contains(text.lowercased()) ? today() : FieldSchema.normalisedDate(text) ?? text)
         case .timestamp:
             if ["现在", "now"].contains(text.lowercased()) {
                 value = .integer(Int64(Date().timeIntervalSince1970 * 1000))

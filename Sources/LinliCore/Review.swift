@@ -60,10 +60,20 @@ public enum Invariant: Sendable, Hashable {
     case noChildrenWhen(name: String, parent: String, field: String, values: [String], child: String, reference: String, endField: String)
     /// `end` is not before `start` (a lease that ends before it starts).
     case dateOrder(name: String, table: String, start: String, end: String)
+    /// Every reference of a live row points at a live row: a resident
+    /// added to a house that someone deleted meanwhile, or a record that
+    /// names one the replica never received. Over every `reference` field
+    /// the schema declares.
+    case liveReferences(name: String)
+    /// The live rows of `table` that agree on every field of `group` hold
+    /// at most `maximum` in `field`, summed: no volunteer serves more than
+    /// 24 hours on one day, however many devices recorded them.
+    case sumAtMost(name: String, table: String, group: [String], field: String, maximum: Double)
 
     public var name: String {
         switch self {
-        case .unique(let name, _, _), .noChildrenWhen(let name, _, _, _, _, _, _), .dateOrder(let name, _, _, _): name
+        case .unique(let name, _, _), .noChildrenWhen(let name, _, _, _, _, _, _), .dateOrder(let name, _, _, _), .liveReferences(let name),
+             .sumAtMost(let name, _, _, _, _): name
         }
     }
 
@@ -75,6 +85,8 @@ public enum Invariant: Sendable, Hashable {
         .noChildrenWhen(name: "vacant_house_with_residents", parent: "house", field: "use", values: ["空置"],
                         child: "person", reference: "house", endField: "moved_out"),
         .dateOrder(name: "lease_ends_before_start", table: "rental", start: "lease_start", end: "lease_end"),
+        .liveReferences(name: "dangling_reference"),
+        .sumAtMost(name: "service_hours_over_a_day", table: "service_record", group: ["volunteer", "date"], field: "hours", maximum: 24),
     ]
 
     /// What a person reads about a broken invariant, in Chinese and English.
@@ -84,6 +96,8 @@ public enum Invariant: Sendable, Hashable {
         case "tenant_on_terminated_lease": "租赁已终止但仍有在住租客 · a tenant still on a terminated lease"
         case "vacant_house_with_residents": "房屋标为空置但仍有居住人员 · a house marked vacant that has residents"
         case "lease_ends_before_start": "租赁结束日期早于开始日期 · a lease that ends before it starts"
+        case "dangling_reference": "记录所指的记录已删除或不存在 · a record refers to one that is deleted or missing"
+        case "service_hours_over_a_day": "同一志愿者一天的服务时长超过 24 小时 · more than 24 service hours for one volunteer on one day"
         default: name
         }
     }

@@ -111,6 +111,27 @@ public struct FieldSchema: Codable, Sendable, Hashable {
         return number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
     }
 
+    /// A date as people write it (`2026-09-01`, `2026/9/1`, `2026.9.1`,
+    /// `1958-3-12`, `2026年9月1日`, `20260901`, full-width digits) as
+    /// `YYYY-MM-DD`; nil when it is no date.
+    public static func normalisedDate(_ text: String) -> String? {
+        let typed = FormatText.halfWidth(text).trimmingCharacters(in: .whitespaces)
+        guard typed.utf8.count <= 32 else { return nil }
+        var parts: [Substring]
+        if typed.count == 8, typed.utf8.allSatisfy({ (48...57).contains($0) }) {
+            parts = [typed.prefix(4), typed.dropFirst(4).prefix(2), typed.suffix(2)]
+        } else {
+            var spaced = typed
+            if spaced.hasSuffix("日") || spaced.hasSuffix("号") { spaced.removeLast() }
+            parts = spaced.split(omittingEmptySubsequences: false) { "-/.年月".contains($0) }
+        }
+        guard parts.count == 3, parts[0].count == 4, (1...2).contains(parts[1].count), (1...2).contains(parts[2].count),
+              parts.allSatisfy({ $0.utf8.allSatisfy { (48...57).contains($0) } }),
+              let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]) else { return nil }
+        let date = String(format: "%04d-%02d-%02d", year, month, day)
+        return isDate(date) ? date : nil
+    }
+
     static func isDate(_ text: String) -> Bool {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard text.utf8.count == 10, text.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),

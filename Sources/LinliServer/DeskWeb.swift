@@ -1175,16 +1175,17 @@ enum DeskFieldText {
         case .integer: "整数 · whole number"
         case .real: "数字 · number"
         case .boolean: "是 / 否 · yes / no"
-        case .date: "日期 YYYY-MM-DD · date"
+        case .date: "日期 YYYY-MM-DD（2026/9/1、2026年9月1日 亦可） · date"
         case .timestamp: "时间 YYYY-MM-DD HH:MM · time"
         case .bytes: "十六进制 · hex"
         case .reference: "记录编号（32 位十六进制） · record id (32 hex digits)"
         }
         switch field.format {
-        case .citizenID: hint = "18 位身份证号 · 18-character citizen ID"
+        case .citizenID: hint = "18 位身份号码（身份证、居住证、永居证） · 18-character identity number"
         case .mobile: hint = "11 位手机号 · 11-digit mobile number"
         case .phone: hint = "手机或座机号码 · mobile or landline number"
-        case .ethnicity: hint = "民族名称，如 汉族 · ethnic group, e.g. 汉族"
+        case .ethnicity: hint = "民族名称，如 汉 或 汉族 · ethnic group as on the card, e.g. 汉"
+        case .document: hint = "证件号码，字母和数字 · document number, letters and digits"
         case nil: break
         }
         if let choices = field.choices, !choices.isEmpty { hint += "：" + choices.joined(separator: " / ") }

@@ -48,9 +48,14 @@ public final class LocalTransaction {
         var replacing: [String: [Dot]] = [:]
     }
 
-    init(schema: Schema, db: Database, device: DeviceID) {
+    /// The moment the changes are made (the store's clock), which rules
+    /// about time judge by, as the gatekeeper judges by the change set's.
+    let now: UInt64
+
+    init(schema: Schema, db: Database, device: DeviceID, now: UInt64) {
         self.schema = schema
         self.db = db
+        self.now = now
         self.kioskScope = .kiosk(device)
     }
 
@@ -62,6 +67,7 @@ public final class LocalTransaction {
         try check(table, values)
         try checkRequired(table, values)
         try checkRules(table, values, written: Set(values.keys))
+        try checkReferences(table, values, scope: nil)
         let scope: Scope
         switch table.scope {
         case .gridField(let gridField):
@@ -92,6 +98,7 @@ public final class LocalTransaction {
         if try isDeleted(table.name, row), values[MergeRules.deletedField]?.boolean != false {
             throw LinliError(.invalidInput, "\(table.name) \(row.hex) is deleted; restore it before changing it")
         }
+        try checkReferences(table, values, scope: scope)
         if !table.rules.isEmpty {
             // The row as it will be: what its view shows, then what this
             // transaction wrote to it earlier, then these values. A field in
@@ -199,11 +206,47 @@ public final class LocalTransaction {
         }
     }
 
+    /// Each reference written must point at a record this replica holds,
+    /// that is not deleted, and, when both live in grids, in the same grid
+    /// (a resident of G1 is not put in a house of G2). Records made earlier
+    /// in this transaction count. `scope` is the row's own scope for an
+    /// update; a new row's grid comes from `values`.
+    private func checkReferences(_ table: TableSchema, _ values: [String: Value], scope: Scope?) throws {
+        for field in table.fields where field.type == .reference {
+            guard case .bytes(let bytes) = values[field.name] ?? .null, let target = field.references, let targetTable = schema.table(target),
+                  let targetRow = RowID(bytes: bytes) else { continue }
+            let named = "\(table.name).\(field.name)\(field.label.isEmpty ? "" : " (\(field.label))")"
+            let targetName = targetTable.label.isEmpty ? target : "\(targetTable.label) (\(target))"
+            let ownGrid: String? = if case .grid(let grid)? = scope { grid } else { table.gridField.flatMap { values[$0]?.text } }
+            var targetGrid: String?
+            if let pending = rowIndex[PendingKey(table: target, row: targetRow)] {
+                guard !rows[pending].deleting else {
+                    throw LinliError(.invalidInput, "\(named) names \(targetName) \(targetRow.hex.prefix(8)), deleted in this same change")
+                }
+                if case .grid(let grid) = rows[pending].scope { targetGrid = grid }
+            } else {
+                guard let stored = try Row.fetchOne(db, sql: "SELECT _deleted, _scope FROM \(StoreSchema.quoted(target)) WHERE id = ?", arguments: [bytes]) else {
+                    throw LinliError(.invalidInput, "\(named) names \(targetName) \(targetRow.hex.prefix(8)), which this device does not hold",
+                                     hint: "find the record with `linli find` and give its id, or sync first if it was recorded elsewhere")
+                }
+                guard (stored["_deleted"] as Int64? ?? 0) == 0 else {
+                    throw LinliError(.invalidInput, "\(named) names \(targetName) \(targetRow.hex.prefix(8)), which is deleted",
+                                     hint: "restore that record first, or name another")
+                }
+                if case .grid(let grid)? = Scope(stored["_scope"] as String? ?? "") { targetGrid = grid }
+            }
+            if let ownGrid, let targetGrid, ownGrid != targetGrid {
+                throw LinliError(.invalidInput, "\(named) names \(targetName) \(targetRow.hex.prefix(8)) of grid \(targetGrid), but this \(table.name) is in grid \(ownGrid)",
+                                 hint: "a record refers to records of its own grid; name the one in \(ownGrid)")
+            }
+        }
+    }
+
     /// The table's cross-field rules, refused as invalid input before
     /// anything is signed.
     private func checkRules(_ table: TableSchema, _ values: [String: Value], written: Set<String>) throws(LinliError) {
         guard !table.rules.isEmpty else { return }
-        do { try table.checkRules(values, touching: written) } catch {
+        do { try table.checkRules(values, touching: written, madeAt: now) } catch {
             throw LinliError(.invalidInput, error.message, hint: error.hint)
         }
     }
@@ -306,7 +349,7 @@ extension ReplicaStore {
         let now = clock()
         return try run {
             try writer.write { db in
-                let transaction = LocalTransaction(schema: schema, db: db, device: identity.device)
+                let transaction = LocalTransaction(schema: schema, db: db, device: identity.device, now: now)
                 try body(transaction)
                 let session = try MergeSession(db, schema: schema, now: now)
                 if session.isForked(identity.device) {

@@ -471,7 +471,7 @@ extension ReplicaStore {
         for (table, row) in order {
             let written = writes[table.name]?[row] ?? [:]
             let values = try session.shownValues(table: table, row: row).merging(written) { $1 }
-            try table.checkRules(values, touching: Set(written.keys))
+            try table.checkRules(values, touching: Set(written.keys), madeAt: changeSet.header.hlc.milliseconds)
         }
     }
 

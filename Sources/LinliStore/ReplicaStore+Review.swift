@@ -170,12 +170,13 @@ extension ReplicaStore {
         return ReviewRecord(table: table, row: row.hex, scope: scope, fields: chosen)
     }
 
-    private func invariantItem(_ invariant: Invariant, records: [ReviewRecord], table: String, field: String?, summary: String) -> ReviewItem {
+    private func invariantItem(_ invariant: Invariant, records: [ReviewRecord], table: String, field: String?, summary: String,
+                               naming: [String] = []) -> ReviewItem {
         let newest = records.flatMap { $0.fields.values.flatMap { $0.map(\.time) } }.max() ?? 0
         // The first scope in order, so an item across grids is placed the same way every time.
         let scope = records.map(\.scope).min() ?? "unknown"
         var item = ReviewItem(
-            id: Self.itemID("i", [invariant.name] + records.map(\.row).sorted()), kind: .invariant, scope: scope, grid: Self.grid(of: scope),
+            id: Self.itemID("i", [invariant.name] + naming + records.map(\.row).sorted()), kind: .invariant, scope: scope, grid: Self.grid(of: scope),
             table: table, row: records.first?.row, field: field, detectedAt: newest, summary: summary)
         item.invariant = invariant.name
         item.explanation = invariant.explanation
@@ -193,20 +194,23 @@ extension ReplicaStore {
         case .unique(_, let table, let field):
             guard has(table, [field]), let gridField = schema.table(table)?.gridField else { return [] }
             let q = StoreSchema.quoted
+            // Values are compared in their format's one form: an older
+            // device's …x equals …X (FieldFormat.normalised).
+            let format = schema.table(table)?.field(field)?.format
             let rows = try Row.fetchAll(db, sql: """
                 SELECT id, _scope, \(q(gridField)) AS grid, \(q(field)) AS value FROM \(q(table))
-                WHERE _deleted = 0 AND \(q(field)) IN (
-                    SELECT \(q(field)) FROM \(q(table)) WHERE _deleted = 0 AND \(q(field)) IS NOT NULL GROUP BY \(q(field)) HAVING count(*) > 1)
+                WHERE _deleted = 0 AND \(q(field)) IS NOT NULL
                 ORDER BY id
                 """)
-            guard !rows.isEmpty else { return [] }
+            guard rows.count > 1 else { return [] }
             let communities = try communityOfGrid(db)
             var groups: [String: [(RowID, String)]] = [:]
             var order: [String] = []
             for stored in rows {
                 guard let row = RowID(bytes: stored["id"] as Data) else { continue }
                 let grid: String = stored["grid"] ?? ""
-                let value = (stored["value"] as DatabaseValue).description
+                let raw = stored["value"] as DatabaseValue
+                let value = format.flatMap { format in String.fromDatabaseValue(raw).map(format.normalised) } ?? raw.description
                 let key = (communities[grid] ?? "grid:" + grid) + "\u{1F}" + value
                 if groups[key] == nil { order.append(key) }
                 groups[key, default: []].append((row, stored["_scope"]))
@@ -255,7 +259,60 @@ extension ReplicaStore {
                 return invariantItem(invariant, records: [found], table: table, field: end,
                                      summary: "\(invariant.explanation): \(table) \(row.hex.prefix(8)) \(found.shown(start)) → \(found.shown(end))")
             }
+        case .liveReferences:
+            let q = StoreSchema.quoted
+            var items: [ReviewItem] = []
+            for table in schema.tables where !table.name.hasPrefix(TrustSchema.reservedPrefix) {
+                for field in table.fields where field.type == .reference {
+                    guard let target = field.references, schema.table(target) != nil else { continue }
+                    let rows = try Row.fetchAll(db, sql: """
+                        SELECT c.id, c._scope, p.id AS target, p._deleted AS target_deleted, p._scope AS target_scope
+                        FROM \(q(table.name)) c LEFT JOIN \(q(target)) p ON p.id = c.\(q(field.name))
+                        WHERE c._deleted = 0 AND c.\(q(field.name)) IS NOT NULL AND (p.id IS NULL OR p._deleted = 1)
+                        ORDER BY c.id
+                        """)
+                    for stored in rows {
+                        guard let row = RowID(bytes: stored["id"] as Data) else { continue }
+                        var records = [try record(db, table: table.name, row: row, scope: stored["_scope"], fields: [field.name], lookup: lookup)]
+                        if let targetBytes = stored["target"] as Data?, let targetRow = RowID(bytes: targetBytes) {
+                            records.append(try record(db, table: target, row: targetRow, scope: stored["target_scope"], fields: [MergeRules.deletedField], lookup: lookup))
+                        }
+                        let what = stored["target"] == nil ? "missing" : "deleted"
+                        // One item per reference: a row may name two missing records.
+                        items.append(invariantItem(invariant, records: records, table: table.name, field: field.name,
+                                                   summary: "\(invariant.explanation): \(table.name) \(row.hex.prefix(8)).\(field.name) → \(target) (\(what))",
+                                                   naming: [table.name, field.name]))
+                    }
+                }
+            }
+            return items
+        case .sumAtMost(_, let table, let group, let field, let maximum):
+            guard has(table, group + [field]), !group.isEmpty else { return [] }
+            let q = StoreSchema.quoted
+            let key = group.map(q).joined(separator: ", ")
+            let groups = try Row.fetchAll(db, sql: """
+                SELECT \(key), sum(\(q(field))) AS total FROM \(q(table))
+                WHERE _deleted = 0 AND \(group.map { "\(q($0)) IS NOT NULL" }.joined(separator: " AND "))
+                GROUP BY \(key) HAVING sum(\(q(field))) > ? ORDER BY \(key)
+                """, arguments: [maximum])
+            return try groups.map { stored in
+                let values = group.map { stored[$0] as DatabaseValue }
+                let members = try Row.fetchAll(db, sql: """
+                    SELECT id, _scope FROM \(q(table)) WHERE _deleted = 0 AND \(group.map { "\(q($0)) = ?" }.joined(separator: " AND ")) ORDER BY id
+                    """, arguments: StatementArguments(values))
+                let records = try members.compactMap { member -> ReviewRecord? in
+                    guard let row = RowID(bytes: member["id"] as Data) else { return nil }
+                    return try record(db, table: table, row: row, scope: member["_scope"], fields: group + [field], lookup: lookup)
+                }
+                let total: Double = stored["total"]
+                return invariantItem(invariant, records: records, table: table, field: field,
+                                     summary: "\(invariant.explanation): \(records.count) \(table), \(Self.number(total)) in all, at most \(Self.number(maximum))")
+            }
         }
+    }
+
+    static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 
     /// Grid name → community: from the area register when it says so.

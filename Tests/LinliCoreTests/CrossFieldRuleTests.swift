@@ -10,6 +10,8 @@ import Testing
     static let male1990 = "110101199003074514"
     /// Born 1949-12-31, female (17th digit 2).
     static let female1949 = "11010519491231002X"
+    /// When the changes are made: 2026-12-01 08:00 UTC.
+    static let recordedAt: UInt64 = 1_796_112_000_000
 
     static let person = TableSchema("person", label: "人员", scope: .gridField("grid"), fields: [
         FieldSchema("grid", .text, label: "网格"),
@@ -49,17 +51,17 @@ import Testing
     @Test func aCitizenIDMatchingItsBirthDateAndGenderPasses() throws {
         try Self.schema.validate()
         let values: [String: Value] = ["id_number": .text(Self.male1990), "birth_date": .text("1990-03-07"), "gender": .text("男")]
-        try Self.person.checkRules(values, touching: ["id_number", "birth_date", "gender"])
+        try Self.person.checkRules(values, touching: ["id_number", "birth_date", "gender"], madeAt: Self.recordedAt)
         let female: [String: Value] = ["id_number": .text(Self.female1949), "birth_date": .text("1949-12-31"), "gender": .text("女")]
-        try Self.person.checkRules(female, touching: ["id_number"])
+        try Self.person.checkRules(female, touching: ["id_number"], madeAt: Self.recordedAt)
         // A lowercase x is the same number.
-        try Self.person.checkRules(["id_number": .text(Self.female1949.lowercased()), "birth_date": .text("1949-12-31")], touching: ["id_number"])
+        try Self.person.checkRules(["id_number": .text(Self.female1949.lowercased()), "birth_date": .text("1949-12-31")], touching: ["id_number"], madeAt: Self.recordedAt)
     }
 
     @Test func aBirthDateTheIDDoesNotEncodeIsRefusedWithBothValues() throws {
         let values: [String: Value] = ["id_number": .text(Self.male1990), "birth_date": .text("1991-03-07"), "gender": .text("男")]
         for written: Set<String> in [["birth_date"], ["id_number"], ["id_number", "birth_date", "gender"]] {
-            let error = try #require(violation { try Self.person.checkRules(values, touching: written) }, "\(written)")
+            let error = try #require(violation { try Self.person.checkRules(values, touching: written, madeAt: Self.recordedAt) }, "\(written)")
             #expect(error.code == .schemaViolation)
             #expect(error.message == "person: 公民身份号码 (id_number) encodes birth date 1990-03-07, but 出生日期 (birth_date) is 1991-03-07")
             #expect(error.hint?.isEmpty == false)
@@ -68,7 +70,7 @@ import Testing
 
     @Test func aGenderTheIDDoesNotEncodeIsRefused() throws {
         let values: [String: Value] = ["id_number": .text(Self.female1949), "birth_date": .text("1949-12-31"), "gender": .text("男")]
-        let error = try #require(violation { try Self.person.checkRules(values, touching: ["gender"]) })
+        let error = try #require(violation { try Self.person.checkRules(values, touching: ["gender"], madeAt: Self.recordedAt) })
         #expect(error.code == .schemaViolation)
         #expect(error.message == "person: 公民身份号码 (id_number) encodes gender 女, but 性别 (gender) is 男")
     }
@@ -78,64 +80,64 @@ import Testing
         // gender (which agrees) does not bring that up.
         let values: [String: Value] = ["id_number": .text(Self.male1990), "birth_date": .text("1991-03-07"), "gender": .text("男"),
                                        "grid": .text("G1")]
-        try Self.person.checkRules(values, touching: ["gender"])
-        try Self.person.checkRules(values, touching: ["grid"])
-        try Self.person.checkRules(values, touching: [])
-        #expect(violation { try Self.person.checkRules(values, touching: ["birth_date"]) } != nil)
+        try Self.person.checkRules(values, touching: ["gender"], madeAt: Self.recordedAt)
+        try Self.person.checkRules(values, touching: ["grid"], madeAt: Self.recordedAt)
+        try Self.person.checkRules(values, touching: [], madeAt: Self.recordedAt)
+        #expect(violation { try Self.person.checkRules(values, touching: ["birth_date"], madeAt: Self.recordedAt) } != nil)
     }
 
     @Test func missingValuesAreNotCompared() throws {
-        try Self.person.checkRules(["birth_date": .text("1991-03-07"), "gender": .text("女")], touching: ["birth_date", "gender"])
-        try Self.person.checkRules(["id_number": .text(Self.male1990)], touching: ["id_number"])
-        try Self.person.checkRules(["id_number": .text(Self.male1990), "birth_date": .null, "gender": .null], touching: ["id_number", "birth_date"])
-        try Self.person.checkRules(["id_number": .null, "birth_date": .text("1991-03-07")], touching: ["id_number", "birth_date"])
+        try Self.person.checkRules(["birth_date": .text("1991-03-07"), "gender": .text("女")], touching: ["birth_date", "gender"], madeAt: Self.recordedAt)
+        try Self.person.checkRules(["id_number": .text(Self.male1990)], touching: ["id_number"], madeAt: Self.recordedAt)
+        try Self.person.checkRules(["id_number": .text(Self.male1990), "birth_date": .null, "gender": .null], touching: ["id_number", "birth_date"], madeAt: Self.recordedAt)
+        try Self.person.checkRules(["id_number": .null, "birth_date": .text("1991-03-07")], touching: ["id_number", "birth_date"], madeAt: Self.recordedAt)
         // A number that does not parse is the field format's to refuse.
-        try Self.person.checkRules(["id_number": .text("110101199003074515"), "birth_date": .text("1991-03-07")], touching: ["id_number"])
+        try Self.person.checkRules(["id_number": .text("110101199003074515"), "birth_date": .text("1991-03-07")], touching: ["id_number"], madeAt: Self.recordedAt)
     }
 
     @Test func aRuleWithOnlyGenderIgnoresTheBirthDate() throws {
         var tenant = Self.person
         tenant.rules = [.citizenIDMatches(id: "id_number", birthDate: nil, gender: "gender")]
         try Schema(name: "t", version: 1, tables: [tenant]).validate()
-        try tenant.checkRules(["id_number": .text(Self.male1990), "birth_date": .text("2001-01-01"), "gender": .text("男")], touching: ["id_number", "birth_date"])
-        #expect(violation { try tenant.checkRules(["id_number": .text(Self.male1990), "gender": .text("女")], touching: ["id_number"]) } != nil)
+        try tenant.checkRules(["id_number": .text(Self.male1990), "birth_date": .text("2001-01-01"), "gender": .text("男")], touching: ["id_number", "birth_date"], madeAt: Self.recordedAt)
+        #expect(violation { try tenant.checkRules(["id_number": .text(Self.male1990), "gender": .text("女")], touching: ["id_number"], madeAt: Self.recordedAt) } != nil)
     }
 
     // MARK: date_order
 
     @Test func datesInOrderPass() throws {
-        try Self.rental.checkRules(["lease_start": .text("2024-03-01"), "lease_end": .text("2025-02-28")], touching: ["lease_end"])
-        try Self.person.checkRules(["moved_in": .text("2020-05-01"), "moved_out": .text("2023-11-30")], touching: ["moved_in"])
+        try Self.rental.checkRules(["lease_start": .text("2024-03-01"), "lease_end": .text("2025-02-28")], touching: ["lease_end"], madeAt: Self.recordedAt)
+        try Self.person.checkRules(["moved_in": .text("2020-05-01"), "moved_out": .text("2023-11-30")], touching: ["moved_in"], madeAt: Self.recordedAt)
         // Not strict: the same day is in order.
-        try Self.person.checkRules(["moved_in": .text("2020-05-01"), "moved_out": .text("2020-05-01")], touching: ["moved_out"])
-        try Self.rental.checkRules(["signed_at": .integer(1_700_000_000_000), "handed_over_at": .integer(1_700_000_000_000)], touching: ["signed_at"])
+        try Self.person.checkRules(["moved_in": .text("2020-05-01"), "moved_out": .text("2020-05-01")], touching: ["moved_out"], madeAt: Self.recordedAt)
+        try Self.rental.checkRules(["signed_at": .integer(1_700_000_000_000), "handed_over_at": .integer(1_700_000_000_000)], touching: ["signed_at"], madeAt: Self.recordedAt)
         // Only one date: nothing to compare.
-        try Self.rental.checkRules(["lease_end": .text("2020-01-01")], touching: ["lease_end"])
-        try Self.rental.checkRules(["lease_start": .text("2024-03-01"), "lease_end": .null], touching: ["lease_start", "lease_end"])
+        try Self.rental.checkRules(["lease_end": .text("2020-01-01")], touching: ["lease_end"], madeAt: Self.recordedAt)
+        try Self.rental.checkRules(["lease_start": .text("2024-03-01"), "lease_end": .null], touching: ["lease_start", "lease_end"], madeAt: Self.recordedAt)
     }
 
     @Test func anEndBeforeItsStartIsRefused() throws {
         let error = try #require(violation {
-            try Self.rental.checkRules(["lease_start": .text("2024-06-01"), "lease_end": .text("2024-01-01")], touching: ["lease_start"])
+            try Self.rental.checkRules(["lease_start": .text("2024-06-01"), "lease_end": .text("2024-01-01")], touching: ["lease_start"], madeAt: Self.recordedAt)
         })
         #expect(error.code == .schemaViolation)
         #expect(error.message == "rental: 租期结束 (lease_end) 2024-01-01 must be after 租期开始 (lease_start) 2024-06-01")
         let notStrict = try #require(violation {
-            try Self.person.checkRules(["moved_in": .text("2020-05-01"), "moved_out": .text("2020-04-30")], touching: ["moved_out"])
+            try Self.person.checkRules(["moved_in": .text("2020-05-01"), "moved_out": .text("2020-04-30")], touching: ["moved_out"], madeAt: Self.recordedAt)
         })
         #expect(notStrict.message == "person: 迁出日期 (moved_out) 2020-04-30 must not be before 迁入日期 (moved_in) 2020-05-01")
         #expect(violation {
-            try Self.rental.checkRules(["signed_at": .integer(1_700_000_000_001), "handed_over_at": .integer(1_700_000_000_000)], touching: ["handed_over_at"])
+            try Self.rental.checkRules(["signed_at": .integer(1_700_000_000_001), "handed_over_at": .integer(1_700_000_000_000)], touching: ["handed_over_at"], madeAt: Self.recordedAt)
         } != nil)
     }
 
     @Test func aStrictRuleRefusesTheSameDay() throws {
         let error = try #require(violation {
-            try Self.rental.checkRules(["lease_start": .text("2024-06-01"), "lease_end": .text("2024-06-01")], touching: ["lease_end"])
+            try Self.rental.checkRules(["lease_start": .text("2024-06-01"), "lease_end": .text("2024-06-01")], touching: ["lease_end"], madeAt: Self.recordedAt)
         })
         #expect(error.message.contains("must be after"))
         // Unwritten, an old disorder is left alone.
-        try Self.rental.checkRules(["lease_start": .text("2024-06-01"), "lease_end": .text("2024-06-01")], touching: ["grid"])
+        try Self.rental.checkRules(["lease_start": .text("2024-06-01"), "lease_end": .text("2024-06-01")], touching: ["grid"], madeAt: Self.recordedAt)
     }
 
     // MARK: validate()

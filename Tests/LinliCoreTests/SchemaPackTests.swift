@@ -48,10 +48,14 @@ struct SchemaPackTests {
         #expect(schema.table("person")?.rules == [
             .citizenIDMatches(id: "id_number", birthDate: "birth_date", gender: "gender"),
             .dateOrder(start: "moved_in", end: "moved_out", strict: false),
+            .dateOrder(start: "birth_date", end: "moved_in", strict: false),
+            .notInFuture(field: "birth_date"),
+            .documentMatches(type: "id_type", id: "id_number", number: "document_number"),
         ])
         #expect(schema.table("tenant")?.rules == [
-            .citizenIDMatches(id: "id_number", birthDate: nil, gender: "gender"),
+            .citizenIDMatches(id: "id_number", birthDate: nil, gender: "gender", age: "age"),
             .dateOrder(start: "moved_in", end: "moved_out", strict: false),
+            .documentMatches(type: "id_type", id: "id_number", number: "document_number"),
         ])
         #expect(schema.table("house")?.rules == [])
         for table in ["rental", "rental_prereg"] {
@@ -59,10 +63,11 @@ struct SchemaPackTests {
         }
         let person = try #require(schema.table("person"))
         #expect(throws: LinliError.self) {
-            try person.checkRules(["id_number": .text("11010519491231002X"), "birth_date": .text("1949-12-30")], touching: ["birth_date"])
+            try person.checkRules(["id_number": .text("11010519491231002X"), "birth_date": .text("1949-12-30")], touching: ["birth_date"],
+                                   madeAt: 1_796_112_000_000)
         }
         try person.checkRules(["id_number": .text("11010519491231002X"), "birth_date": .text("1949-12-31"), "gender": .text("女")],
-                              touching: ["id_number"])
+                              touching: ["id_number"], madeAt: 1_796_112_000_000)
         // Kiosk submissions hold only what a resident typed at that kiosk.
         #expect(schema.tables.filter { $0.scope == .kiosk }.map(\.name) == ["signup", "rental_prereg"])
     }

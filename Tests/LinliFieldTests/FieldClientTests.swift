@@ -247,9 +247,15 @@ import Testing
         // Kept: on the device, as its author made it, and nothing waits.
         #expect(status["unsynced"] as? Int == 0)
         #expect(try district.run("li", ["show", person]).status == 0)
-        // The device's chain goes on: the corrected record is accepted.
+        // The device's chain goes on: the corrected record is accepted. The
+        // refused one is still on the device, so the same number is refused
+        // as a duplicate (exit 2, naming it) unless the inspector says so.
+        let duplicate = try district.run("li", ["add", "person", "name=张秀英", "id_number=\(Self.zhangXiuying)", "birth_date=1958-03-12",
+                                                "residence_type=户籍人口"])
+        #expect(duplicate.status == 2 && duplicate.error.contains(String(person.prefix(8))) && duplicate.error.contains("--duplicate-ok"),
+                "\(duplicate.error)")
         _ = try district.add("li", "person", ["name=张秀英", "id_number=\(Self.zhangXiuying)", "birth_date=1958-03-12",
-                                              "residence_type=户籍人口"])
+                                              "residence_type=户籍人口", "--duplicate-ok"])
         let next = try district.sync("li")
         #expect(next["accepted"] as? Int == 1 && (next["refused"] as? [String])?.isEmpty == true, "\(next)")
         // Staff see only the accepted record.

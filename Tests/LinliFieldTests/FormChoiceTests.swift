@@ -29,10 +29,13 @@ import Testing
         }
         try await answer("网格 grid", "G1")
         try await answer("姓名 name", "陈静")
-        try await answer("公民身份号码 id_number", "")
-        try await answer("性别 gender（1 男 / 2 女）", "2")
-        try await answer("民族 ethnicity", "")
-        try await answer("出生日期 birth_date", "")
+        // The birth date and gender come from the ID number: shown, and kept with Enter.
+        try await answer("公民身份号码 id_number", "11010519491231002x")
+        seen = try await form.waitFor("由身份号码得出", after: seen)
+        #expect(form.screen.contains("出生日期 1949-12-31") && form.screen.contains("性别 女"), "\(form.screen)")
+        try await answer("性别 gender（1 男 / 2 女） [女]", "")
+        try await answer("民族 ethnicity", "汉")
+        try await answer("出生日期 birth_date（YYYY-MM-DD） [1949-12-31]", "")
         try await answer("户籍地 hukou_place", "")
         try await answer("人口类型 residence_type（1 户籍人口", "1")
         try await answer("联系电话 phone", "")
@@ -46,12 +49,21 @@ import Testing
         let number = listed.first { $0.contains("302") }?.trimmingCharacters(in: .whitespaces).prefix { $0.isNumber } ?? ""
         form.type("\(number)\r")
         try await answer("关爱标签 care_tags", "")
+        // A move-in before the birth date is refused at once, not at the end.
+        try await answer("迁入日期 moved_in", "1940/1/1")
+        seen = try await form.waitFor("✗", after: seen)
+        #expect(form.screen.contains("1949-12-31") && form.screen.contains("1940-01-01"), "\(form.screen)")
         try await answer("迁入日期 moved_in", "")
         try await answer("迁出日期 moved_out", "")
+        try await answer("证件类型 id_type", "")
+        try await answer("其他证件号码 document_number", "")
         #expect(try await form.exitStatus() == 0, "\(form.screen)")
         let json = form.screen[form.screen.range(of: "{")!.lowerBound...]
         let fields = (try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["fields"] as? [String: Any]
         #expect(fields?["house"] as? String == second && fields?["house"] as? String != first, "\(String(describing: fields))")
         #expect(fields?["gender"] as? String == "女" && fields?["residence_type"] as? String == "户籍人口", "\(String(describing: fields))")
+        #expect(fields?["ethnicity"] as? String == "汉族", "\(String(describing: fields))")
+        // Masked unless --reveal: neither the number nor the birth date rebuilds it.
+        #expect(fields?["id_number"] as? String == "110105********002X" && fields?["birth_date"] as? String == "****-**-**", "\(String(describing: fields))")
     }
 }

@@ -19,8 +19,11 @@ final class RunningServer: @unchecked Sendable {
         .appendingPathComponent(".build/debug/linli-server").path
 
     let folder = Fixtures.TemporaryDirectory()
-    let port: Int
+    /// Chosen at random; chosen again when the first start finds it taken.
+    private(set) var port: Int
     var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
+    private var started = false
+    private var portTries = 0
 
     var process = Process()
     let authority: PublicKey
@@ -59,11 +62,28 @@ final class RunningServer: @unchecked Sendable {
         try process.run()
         for _ in 0..<600 { // up to 60 s: a loaded machine starts it slowly
             if let (_, response) = try? await URLSession.shared.data(from: url.appendingPathComponent("healthz")),
-               (response as? HTTPURLResponse)?.statusCode == 200 { return }
+               (response as? HTTPURLResponse)?.statusCode == 200 {
+                started = true
+                return
+            }
+            if !process.isRunning {
+                // Another test's server or proxy took the random port
+                // first: a first start tries another; a restart keeps its
+                // port, which its devices know.
+                let logged = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                if !started, portTries < 5, logged.contains("in use") || logged.contains("EADDRINUSE") || logged.contains("bind") {
+                    portTries += 1
+                    port = Int.random(in: 20_000..<60_000)
+                    try await start()
+                    return
+                }
+                throw LinliError(.storage, "linli-server on port \(port) ended with status \(process.terminationStatus); its log:\n\(logged.suffix(2_000))")
+            }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
         process.terminate()
-        throw LinliError(.storage, "linli-server did not start on port \(port)")
+        let logged = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        throw LinliError(.storage, "linli-server did not start on port \(port); its log:\n\(logged.suffix(2_000))")
     }
 
     deinit {

@@ -447,6 +447,114 @@ struct ReviewWorld {
         }?.code == .invalidInput)
     }
 
+    /// An older device stored a lowercase check character; a newer one the
+    /// upper case the form stores now. They are one number.
+    @Test func aCitizenIDWithALowercaseXIsTheSameNumberAsWithAnUppercaseOne() throws {
+        let world = try ReviewWorld()
+        let server = try world.replica(), phoneLi = try world.replica(), phoneWang = try world.replica()
+        var first = RowID.random(), second = RowID.random()
+        let fromLi = try phoneLi.write(as: world.li) { tx in
+            first = try tx.create("person", ReviewWorld.person("G1", "陈静", ["id_number": .text("11010519491231002x")]))
+        }
+        let fromWang = try phoneWang.write(as: world.wang) { tx in
+            second = try tx.create("person", ReviewWorld.person("G1", "陈晶", ["id_number": .text("11010519491231002X")]))
+        }
+        try world.merge(fromLi + fromWang, into: server)
+        let queue = try server.reviewQueue()
+        let item = try #require(queue.first, "the two spellings of one number were not found")
+        #expect(queue.count == 1 && item.invariant == "duplicate_citizen_id")
+        #expect(Set(item.records.map(\.row)) == [first.hex, second.hex])
+    }
+
+    /// The device refuses a birth date in the future before signing; a
+    /// device whose pack lacks the rule signs it, and the gatekeeper
+    /// refuses and keeps it, judged by the change set's own clock.
+    @Test func aBirthDateInTheFutureIsRefusedOnTheDeviceAndByTheGatekeeper() throws {
+        let world = try ReviewWorld()
+        let server = try world.replica(), phoneLi = try world.replica()
+        let future = ReviewWorld.person("G1", "陈静", ["birth_date": .text("2099-01-01")])
+        do {
+            try phoneLi.write(as: world.li) { tx in _ = try tx.create("person", future) }
+            Issue.record("the device took a birth date in 2099")
+        } catch let error as LinliError {
+            #expect(error.code == .invalidInput && error.message.contains("future"), "\(error.message)")
+        }
+        var older = world.schema
+        older.tables = older.tables.map { table in
+            var table = table
+            table.rules.removeAll { $0 == .notInFuture(field: "birth_date") }
+            return table
+        }
+        let clock = world.clock
+        let oldPhone = try ReplicaStore(path: nil, schema: older, authority: world.root.publicKey, clock: { clock.now })
+        _ = try oldPhone.apply(world.authorityStore.changeSets(scopes: [.system]).map(\.envelope))
+        let signed = try oldPhone.write(as: world.li) { tx in _ = try tx.create("person", future) }
+        let outcomes = try server.apply(signed, policy: .gatekeeper)
+        let error = try #require(outcomes.first?.error, "\(outcomes)")
+        #expect(error.code == .schemaViolation && error.message.contains("2099-01-01"), "\(error.message)")
+        #expect(try server.quarantined().contains { $0.hash == signed[0].hash }, "the refused change set is kept")
+        // Today, by the change set's clock, is no future.
+        let today = CalendarDay.date(of: world.clock.now, offsetHours: 8)
+        let made = try oldPhone.write(as: world.li) { tx in _ = try tx.create("person", ReviewWorld.person("G1", "陈晶", ["birth_date": .text(today)])) }
+        #expect(try server.apply(made, policy: .gatekeeper).allSatisfy { $0.status == .applied })
+    }
+
+    /// 李明 puts a resident in a house while 王芳, offline, deletes the house:
+    /// each phone alone is in order, and the server shows the dangling
+    /// reference until the resident is moved.
+    @Test func aReferenceToARecordDeletedMeanwhileIsAReviewItemUntilMoved() throws {
+        let world = try ReviewWorld()
+        let server = try world.replica(), phoneLi = try world.replica(), phoneWang = try world.replica()
+        var house = RowID.random(), resident = RowID.random()
+        let made = try phoneLi.write(as: world.li) { tx in
+            house = try tx.create("house", ["grid": .text("G1"), "address": .text("幸福路 8 号 2 单元 301")])
+        }
+        try world.merge(made, into: server)
+        try world.merge(made, into: phoneWang, policy: .replica)
+        world.clock.advance(1_000)
+        let added = try phoneLi.write(as: world.li) { tx in
+            resident = try tx.create("person", ReviewWorld.person("G1", "陈静", ["house": .bytes(house.data)]))
+        }
+        let deleted = try phoneWang.write(as: world.wang) { tx in try tx.delete("house", house) }
+        #expect(try phoneLi.reviewQueue().isEmpty && phoneWang.reviewQueue().isEmpty)
+        try world.merge(added + deleted, into: server)
+        let queue = try server.reviewQueue()
+        let item = try #require(queue.first { $0.invariant == "dangling_reference" }, "\(queue.map(\.summary))")
+        #expect(queue.count == 1 && item.table == "person" && item.field == "house" && item.row == resident.hex)
+        #expect(Set(item.records.map(\.row)) == [resident.hex, house.hex] && item.summary.contains("deleted"), "\(item.summary)")
+        // The resident moves to another house: the item is gone.
+        try world.sync(server, to: phoneLi)
+        let moved = try phoneLi.write(as: world.li) { tx in
+            let other = try tx.create("house", ["grid": .text("G1"), "address": .text("幸福路 8 号 2 单元 302")])
+            try tx.update("person", resident, ["house": .bytes(other.data)])
+        }
+        try world.merge(moved, into: server)
+        #expect(try server.reviewQueue().isEmpty)
+    }
+
+    /// Two phones each log hours for one volunteer on one day, within the
+    /// per-record bound; together they pass 24 hours.
+    @Test func moreThanADaysServiceHoursForOneVolunteerIsAReviewItem() throws {
+        let world = try ReviewWorld()
+        let server = try world.replica(), phoneLi = try world.replica(), phoneWang = try world.replica()
+        var volunteer = RowID.random()
+        let made = try phoneLi.write(as: world.li) { tx in
+            volunteer = try tx.create("volunteer", ["grid": .text("G1"), "name": .text("陈静")])
+        }
+        for store in [server, phoneWang] { try world.merge(made, into: store, policy: store === server ? .gatekeeper : .replica) }
+        func hours(_ store: ReplicaStore, _ who: DeviceIdentity, _ amount: Double, day: String = "2026-11-30") throws -> [SignedChangeSet] {
+            try store.write(as: who) { tx in
+                _ = try tx.create("service_record", ["grid": .text("G1"), "volunteer": .bytes(volunteer.data), "date": .text(day), "hours": .real(amount)])
+            }
+        }
+        try world.merge(try hours(phoneLi, world.li, 12) + hours(phoneLi, world.li, 8, day: "2026-11-29") + hours(phoneWang, world.wang, 10), into: server)
+        #expect(try server.reviewQueue().isEmpty, "22 hours on one day and 8 on another are in order")
+        try world.merge(try hours(phoneWang, world.wang, 3), into: server)
+        let over = try server.reviewQueue()
+        let found = try #require(over.first { $0.invariant == "service_hours_over_a_day" }, "\(over.map(\.summary))")
+        #expect(over.count == 1 && found.records.count == 3 && found.summary.contains("25"), "\(found.summary)")
+    }
+
     @Test func gridsOfOneCommunityShareTheCitizenIDCheckAndGridsOfTwoDoNot() throws {
         let world = try ReviewWorld()
         let server = try world.replica(), phoneLi = try world.replica(), phoneWang = try world.replica()
