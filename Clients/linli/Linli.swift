@@ -21,7 +21,7 @@ struct Linli: AsyncParsableCommand {
             """,
         subcommands: [
             Init.self, Enrol.self, Tables.self, SchemaCommand.self, Add.self, Edit.self, Delete.self, Show.self, Find.self, List.self,
-            RentalCommand.self, VolunteerCommand.self, Pending.self, Verify.self, Status.self, Sync.self, ServerCommand.self, KeyCommand.self,
+            RentalCommand.self, VolunteerCommand.self, Pending.self, Verify.self, Reject.self, Status.self, Sync.self, ServerCommand.self, KeyCommand.self,
             Unlock.self, Lock.self,
         ])
 }
@@ -490,6 +490,25 @@ struct Verify: AsyncParsableCommand {
             let houseID = try house.map { try records.resolve($0, in: "house").1 }
             let record = try work.verify(submission, grid: grid, house: houseID, overrides: assignments)
             if !output.json { print("verified: the submission is now") }
+            try show(record, output)
+        }
+    }
+}
+
+struct Reject: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Decline a kiosk submission with the reason: it leaves the pending list, and the reason is kept with it.",
+        discussion: "Example: linli reject 3f2a9c --reason 非本社区居民")
+    @OptionGroup var device: DeviceOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The submission id (or its first digits).") var submission: String
+    @Option(help: "Why it is declined (kept with the submission).") var reason: String
+
+    func run() async throws {
+        try await guarded(program) {
+            let (_, work) = try device.openForWork()
+            let record = try work.reject(submission, reason: reason)
+            if !output.json { print("declined · 不予登记:") }
             try show(record, output)
         }
     }

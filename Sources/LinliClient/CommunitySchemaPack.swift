@@ -908,6 +908,11 @@ extension SchemaPacks {
             "已核实",
             "不予登记"
           ]
+        },
+        {
+          "name": "reason",
+          "type": "text",
+          "label": "不予登记原因"
         }
       ]
     },
@@ -965,6 +970,11 @@ extension SchemaPacks {
             "已核实",
             "不予登记"
           ]
+        },
+        {
+          "name": "reason",
+          "type": "text",
+          "label": "不予登记原因"
         }
       ],
       "rules": [

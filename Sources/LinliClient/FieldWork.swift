@@ -155,6 +155,35 @@ public struct FieldWork: Sendable {
         return try records.record(target, created)!
     }
 
+    /// Declines a kiosk submission that is not verified yet, with the
+    /// reason (kept on the submission, which leaves the pending list): a
+    /// sign-up by someone who is no resident, a pre-registration of a house
+    /// that is not rented.
+    public func reject(_ submissionID: String, reason: String) throws -> RecordView {
+        let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !reason.isEmpty else {
+            throw LinliError(.invalidInput, "say why the submission is declined", hint: "add --reason \"…\", e.g. --reason \"非本社区居民\"")
+        }
+        let (table, id) = try records.resolve(submissionID)
+        guard let targetName = Self.submissionTargets[table.name] else {
+            throw LinliError(.invalidInput, "\(submissionID) is a \(table.label), not a kiosk submission")
+        }
+        guard let submission = try records.record(table, id), !submission.deleted else {
+            throw LinliError(.notFound, "the submission \(submissionID) was withdrawn")
+        }
+        let target = try records.table(targetName)
+        if let existing = try records.referring(to: id, from: target, field: "submission").first {
+            throw LinliError(.invalidInput, "this submission was already verified as \(target.label) \(existing.id.hex.prefix(8)); delete that record instead")
+        }
+        if submission.values["status"]?.text == Self.declinedStatus {
+            throw LinliError(.invalidInput, "this submission was already declined: \(submission.values["reason"]?.text ?? "no reason given")")
+        }
+        return try update(table, id, ["status": .text(Self.declinedStatus), "reason": .text(reason)])
+    }
+
+    /// The status of a declined kiosk submission.
+    public static let declinedStatus = "不予登记"
+
     /// The numbers of an address in order (幸福路12号2单元302 gives 12, 2,
     /// 302), full-width digits as ASCII: two ways of writing one address
     /// agree on them, and a neighbour's door does not.
@@ -243,7 +272,7 @@ extension Records {
             guard let submissions = try? table(submissionTable), let target = try? table(targetTable) else { continue }
             for submission in try list(submissions, limit: 10_000).reversed()
             where try referring(to: submission.id, from: target, field: "submission").isEmpty
-                && submission.values["status"]?.text != "不予登记" {
+                && submission.values["status"]?.text != FieldWork.declinedStatus {
                 pending.append(submission)
             }
         }

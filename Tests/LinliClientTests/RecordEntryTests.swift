@@ -90,4 +90,24 @@ import Testing
         let rental = try work.verify(submission.hex, grid: "G1", house: room302.id, overrides: [])
         #expect(rental.values["house"] == .bytes(room302.id.data))
     }
+
+    @Test func aSubmissionIsDeclinedWithItsReasonAndLeavesThePendingList() throws {
+        let work = try work()
+        let kiosk = Fixtures.identity(83, user: "kiosk")
+        try work.records.store.registerDeviceKey(device: kiosk.device, publicKey: kiosk.key.publicKey)
+        var declined = RowID.random(), kept = RowID.random()
+        try work.records.store.write(as: kiosk) { tx in
+            declined = try tx.create("signup", ["name": .text("路人甲"), "phone": .text("13900002222")])
+            kept = try tx.create("signup", ["name": .text("陈静"), "phone": .text("13900003333")])
+        }
+        #expect(Set(try work.records.pendingSubmissions().map(\.id)) == [declined, kept])
+        #expect(refusal { _ = try work.reject(declined.hex, reason: "  ") }?.hint?.contains("--reason") == true)
+        let record = try work.reject(String(declined.hex.prefix(8)), reason: "非本社区居民")
+        #expect(record.values["status"] == .text("不予登记") && record.values["reason"] == .text("非本社区居民"))
+        #expect(try work.records.pendingSubmissions().map(\.id) == [kept])
+        #expect(refusal { _ = try work.reject(declined.hex, reason: "again") }?.message.contains("already declined") == true)
+        // A verified one is not declined: its record exists.
+        _ = try work.verify(kept.hex, grid: "G1", house: nil, overrides: [])
+        #expect(refusal { _ = try work.reject(kept.hex, reason: "late") }?.message.contains("already verified") == true)
+    }
 }

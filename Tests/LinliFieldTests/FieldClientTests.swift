@@ -149,6 +149,11 @@ import Testing
         #expect(try district.status("li")["pending_submissions"] as? Int == 0)
         let again = try district.run("li", ["verify", submission])
         #expect(again.status == 2 && again.error.contains("already verified"))
+        // Declining it now is refused the same way; without a reason it is refused first.
+        let late = try district.run("li", ["reject", submission, "--reason", "非本社区居民"])
+        #expect(late.status == 2 && late.error.contains("already verified"), "\(late.error)")
+        let bare = try district.run("li", ["reject", submission, "--reason", " "])
+        #expect(bare.status == 2 && bare.error.contains("say why"), "\(bare.error)")
     }
 
     @Test func anInspectorCannotSeeOrChangeRecordsOutsideItsGrids() async throws {
