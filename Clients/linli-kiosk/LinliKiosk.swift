@@ -95,7 +95,9 @@ func submit(_ tableName: String, _ device: DeviceOptions, assignments: [String],
         let form = Form(records: records)
         var start = values
         while true {
-            values = try form.fill(table, start: start, required: true, skip: ["status", "team"])
+            // What the inspector decides (status, team, a reason for
+            // declining) is not asked of a resident.
+            values = try form.fill(table, start: start, required: true, skip: ["status", "team", "reason"])
             do {
                 record = try work.create(table, values)
                 break
