@@ -102,17 +102,7 @@ public struct FieldWork: Sendable {
     /// `house` is given, from a pre-registration), linked back to it, with
     /// `overrides` for what the inspector corrected or added.
     public func verify(_ submissionID: String, grid: String?, house: RowID?, overrides: [String]) throws -> RecordView {
-        let (submissionTable, id) = try records.resolve(submissionID)
-        guard let targetName = Self.submissionTargets[submissionTable.name] else {
-            throw LinliError(.invalidInput, "\(submissionID) is a \(submissionTable.label), not a kiosk submission")
-        }
-        let target = try records.table(targetName)
-        if let existing = try records.referring(to: id, from: target, field: "submission").first {
-            throw LinliError(.invalidInput, "this submission was already verified as \(target.label) \(existing.id.hex)")
-        }
-        guard let submission = try records.record(submissionTable, id), !submission.deleted else {
-            throw LinliError(.notFound, "the submission \(submissionID) was withdrawn")
-        }
+        let (submissionTable, id, submission, target) = try unverified(submissionID)
         guard let grid = grid ?? (grids.count == 1 ? grids[0] : nil) else {
             throw LinliError(.invalidInput, "say which grid the resident lives in: --grid \(grids.joined(separator: "|"))")
         }
@@ -164,21 +154,29 @@ public struct FieldWork: Sendable {
         guard !reason.isEmpty else {
             throw LinliError(.invalidInput, "say why the submission is declined", hint: "add --reason \"…\", e.g. --reason \"非本社区居民\"")
         }
-        let (table, id) = try records.resolve(submissionID)
-        guard let targetName = Self.submissionTargets[table.name] else {
-            throw LinliError(.invalidInput, "\(submissionID) is a \(table.label), not a kiosk submission")
-        }
-        guard let submission = try records.record(table, id), !submission.deleted else {
-            throw LinliError(.notFound, "the submission \(submissionID) was withdrawn")
-        }
-        let target = try records.table(targetName)
-        if let existing = try records.referring(to: id, from: target, field: "submission").first {
-            throw LinliError(.invalidInput, "this submission was already verified as \(target.label) \(existing.id.hex.prefix(8)); delete that record instead")
-        }
+        let (table, id, submission, _) = try unverified(submissionID)
         if submission.values["status"]?.text == Self.declinedStatus {
             throw LinliError(.invalidInput, "this submission was already declined: \(submission.values["reason"]?.text ?? "no reason given")")
         }
         return try update(table, id, ["status": .text(Self.declinedStatus), "reason": .text(reason)])
+    }
+
+    /// The kiosk submission `submissionID` names, live and not verified
+    /// yet, with the table of the record it becomes.
+    func unverified(_ submissionID: String) throws -> (table: TableSchema, id: RowID, submission: RecordView, target: TableSchema) {
+        let (table, id) = try records.resolve(submissionID)
+        guard let targetName = Self.submissionTargets[table.name] else {
+            throw LinliError(.invalidInput, "\(submissionID) is a \(table.label), not a kiosk submission")
+        }
+        let target = try records.table(targetName)
+        if let existing = try records.referring(to: id, from: target, field: "submission").first {
+            throw LinliError(.invalidInput, "this submission was already verified as \(target.label) \(existing.id.hex)",
+                             hint: "to decline it after all, delete that record first")
+        }
+        guard let submission = try records.record(table, id), !submission.deleted else {
+            throw LinliError(.notFound, "the submission \(submissionID) was withdrawn")
+        }
+        return (table, id, submission, target)
     }
 
     /// The status of a declined kiosk submission.

@@ -143,21 +143,15 @@ public struct Records: Sendable {
     }
 
     /// Live records of `table` whose `field` holds `value` in the field
-    /// format's one form (…x and …X are one citizen ID), `except` one.
-    public func sameValue(_ value: Value, in table: TableSchema, field name: String, except: RowID? = nil) throws -> [RecordView] {
-        guard let field = table.field(name), !value.isNull else { return [] }
-        let wanted = value.text.map { text in field.format?.normalised(text) ?? text }
+    /// format's one form (…x and …X are one citizen ID).
+    public func sameValue(_ value: Value, in table: TableSchema, field name: String) throws -> [RecordView] {
+        guard let field = table.field(name), let text = value.text else { return [] }
+        let format = field.format?.rawValue
         return try store.database.read { db in
-            // Candidates by a loose SQL match (case and spaces aside), then the exact test.
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT * FROM \(quoted(table.name)) WHERE _deleted = 0 AND \(quoted(name)) IS NOT NULL
-                  AND upper(replace(\(quoted(name)), ' ', '')) = upper(replace(?, ' ', '')) LIMIT 20
-                """, arguments: [wanted ?? ""])
-            return rows.compactMap { row -> RecordView? in
-                let view = view(table, row)
-                guard view.id != except, let text = view.values[name]?.text, (field.format?.normalised(text) ?? text) == wanted else { return nil }
-                return view
-            }
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM \(quoted(table.name))
+                WHERE _deleted = 0 AND linli_normalised(?1, \(quoted(name))) = linli_normalised(?1, ?2) LIMIT 20
+                """, arguments: [format, text]).map { view(table, $0) }
         }
     }
 

@@ -106,7 +106,9 @@ public struct FieldSchema: Codable, Sendable, Hashable {
         }
     }
 
-    static func show(_ number: Double?) -> String {
+    /// A number as people read it: whole numbers without a decimal point,
+    /// `any` for no bound.
+    public static func show(_ number: Double?) -> String {
         guard let number else { return "any" }
         return number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
     }

@@ -195,22 +195,23 @@ extension ReplicaStore {
             guard has(table, [field]), let gridField = schema.table(table)?.gridField else { return [] }
             let q = StoreSchema.quoted
             // Values are compared in their format's one form: an older
-            // device's …x equals …X (FieldFormat.normalised).
-            let format = schema.table(table)?.field(field)?.format
+            // device's …x equals …X (linli_normalised).
+            let format = schema.table(table)?.field(field)?.format?.rawValue
             let rows = try Row.fetchAll(db, sql: """
-                SELECT id, _scope, \(q(gridField)) AS grid, \(q(field)) AS value FROM \(q(table))
-                WHERE _deleted = 0 AND \(q(field)) IS NOT NULL
+                WITH shown AS (
+                    SELECT id, _scope, \(q(gridField)) AS grid, linli_normalised(?, \(q(field))) AS value FROM \(q(table))
+                    WHERE _deleted = 0 AND \(q(field)) IS NOT NULL)
+                SELECT * FROM shown WHERE value IN (SELECT value FROM shown GROUP BY value HAVING count(*) > 1)
                 ORDER BY id
-                """)
-            guard rows.count > 1 else { return [] }
+                """, arguments: [format])
+            guard !rows.isEmpty else { return [] }
             let communities = try communityOfGrid(db)
             var groups: [String: [(RowID, String)]] = [:]
             var order: [String] = []
             for stored in rows {
                 guard let row = RowID(bytes: stored["id"] as Data) else { continue }
                 let grid: String = stored["grid"] ?? ""
-                let raw = stored["value"] as DatabaseValue
-                let value = format.flatMap { format in String.fromDatabaseValue(raw).map(format.normalised) } ?? raw.description
+                let value = (stored["value"] as DatabaseValue).description
                 let key = (communities[grid] ?? "grid:" + grid) + "\u{1F}" + value
                 if groups[key] == nil { order.append(key) }
                 groups[key, default: []].append((row, stored["_scope"]))
@@ -266,7 +267,7 @@ extension ReplicaStore {
                 for field in table.fields where field.type == .reference {
                     guard let target = field.references, schema.table(target) != nil else { continue }
                     let rows = try Row.fetchAll(db, sql: """
-                        SELECT c.id, c._scope, p.id AS target, p._deleted AS target_deleted, p._scope AS target_scope
+                        SELECT c.id, c._scope, p.id AS target, p._scope AS target_scope
                         FROM \(q(table.name)) c LEFT JOIN \(q(target)) p ON p.id = c.\(q(field.name))
                         WHERE c._deleted = 0 AND c.\(q(field.name)) IS NOT NULL AND (p.id IS NULL OR p._deleted = 1)
                         ORDER BY c.id
@@ -306,13 +307,9 @@ extension ReplicaStore {
                 }
                 let total: Double = stored["total"]
                 return invariantItem(invariant, records: records, table: table, field: field,
-                                     summary: "\(invariant.explanation): \(records.count) \(table), \(Self.number(total)) in all, at most \(Self.number(maximum))")
+                                     summary: "\(invariant.explanation): \(records.count) \(table), \(FieldSchema.show(total)) in all, at most \(FieldSchema.show(maximum))")
             }
         }
-    }
-
-    static func number(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 
     /// Grid name → community: from the area register when it says so.

@@ -50,6 +50,7 @@ public final class ReplicaStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
             try db.execute(sql: ReplicaStore.tuningPragmas)
+            db.add(function: ReplicaStore.normalisedFunction)
         }
         configuration.busyMode = .timeout(10)
         let viewsChanged: Bool
@@ -89,6 +90,16 @@ public final class ReplicaStore: Sendable {
     public static let tuningPragmas = "PRAGMA cache_size = -\(Limits.sqliteCacheKibibytesMax); PRAGMA mmap_size = \(Limits.sqliteMmapBytesMax); PRAGMA temp_store = MEMORY"
 
     /// The GRDB writer, for queries the store does not offer.
+    /// `linli_normalised(format, value)` in SQL: a text value in its
+    /// field format's one form (``FieldFormat/normalised(_:)``), anything
+    /// else as it is; a null or unknown format leaves the value alone. Rules
+    /// across records compare with it, so an older device's …x equals …X.
+    static let normalisedFunction = DatabaseFunction("linli_normalised", argumentCount: 2, pure: true) { arguments in
+        guard let text = String.fromDatabaseValue(arguments[1]) else { return arguments[1] }
+        guard let format = String.fromDatabaseValue(arguments[0]).flatMap(FieldFormat.init(rawValue:)) else { return text }
+        return format.normalised(text)
+    }
+
     public var database: any DatabaseWriter { writer }
 
     // MARK: Keys
